@@ -1,0 +1,21 @@
+rule sample:
+    input:
+        imported_files,
+    output:
+        structures=f"{RESULTS}/samples/{{generator}}/{{batch}}.jsonl.gz",
+        sidecar=f"{RESULTS}/samples/{{generator}}/{{batch}}.json",
+    params:
+        generator=sample_settings,
+        campaign=config["campaign"],
+    log:
+        f"{RESULTS}/logs/sample/{{generator}}/{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample/{{generator}}/{{batch}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/sample.py"

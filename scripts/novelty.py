@@ -1,0 +1,8 @@
+"""Snakemake entry point: novelty of one batch against the reference snapshot."""
+
+from crystal_campaign import io, reference
+
+with io.log_to(snakemake.log[0]):
+    reference.run_novelty_job(
+        snakemake.input.structures, snakemake.input.reference, snakemake.output[0], snakemake.params.matching
+    )

@@ -1,0 +1,41 @@
+"""Generator backends: each is one adapter module exposing ``BACKEND`` and ``VERSIONED_PACKAGES``."""
+
+from __future__ import annotations
+
+import importlib
+
+from crystal_campaign.generators.base import (
+    BatchOutput,
+    GeneratorBackend,
+    Sample,
+    derive_seed,
+    package_versions,
+    run_sample_job,
+    structure_id,
+)
+
+# Imported on demand so that a campaign loads only the backends it uses.
+BACKEND_MODULES = {
+    "random": "crystal_campaign.generators.random_search",
+    "import": "crystal_campaign.generators.importer",
+}
+
+
+def sample(settings: dict, campaign: str, batch: int, path: str) -> None:
+    """Run one sampling job of the generator configured by ``settings`` into ``path``."""
+    module = importlib.import_module(BACKEND_MODULES[settings["backend"]])
+    versions = package_versions(*module.VERSIONED_PACKAGES)
+    run_sample_job(module.BACKEND, settings, campaign, batch, path, versions)
+
+
+__all__ = [
+    "BACKEND_MODULES",
+    "BatchOutput",
+    "GeneratorBackend",
+    "Sample",
+    "derive_seed",
+    "package_versions",
+    "run_sample_job",
+    "sample",
+    "structure_id",
+]

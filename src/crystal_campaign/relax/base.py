@@ -1,0 +1,184 @@
+"""The relaxer interface, the per-structure ASE relaxation loop, and the relax job."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from crystal_campaign import io
+
+# MatterGen's RMSD definition: a loose matcher so that relaxed and generated structures align,
+# its normalised RMS distance converted to Angstrom; no alignment counts as MAX_RMSD.
+MAX_RMSD = 0.5
+RMSD_MATCHER = StructureMatcher(
+    ltol=0.5,
+    stol=MAX_RMSD,
+    angle_tol=10,
+    primitive_cell=True,
+    scale=False,
+    attempt_supercell=True,
+    allow_subset=False,
+)
+
+
+@dataclass
+class RelaxResult:
+    """Per-structure outcome; ``status`` is converged, unconverged, failed, skipped or not_relaxed."""
+
+    status: str
+    structure: Structure | None = None
+    energy: float = math.nan
+    energy_per_atom: float = math.nan
+    n_steps: int = 0
+    converged: bool = False
+    max_force: float = math.nan
+    volume_ratio: float = math.nan
+    rmsd: float = math.nan
+    reason: str | None = None
+
+    @property
+    def evaluated(self) -> bool:
+        return self.structure is not None
+
+
+class Relaxer(Protocol):
+    def settings(self) -> dict:
+        """What produced the results: backend, model name, checkpoint hash, optimizer settings."""
+
+    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
+        """Relax ordered structures; never raises for one bad structure."""
+
+
+def configure_threads(threads: int) -> None:
+    """One OpenMP/torch thread per job unless configured: shared cores slow down badly otherwise."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def rmsd_angstrom(generated: Structure, relaxed: Structure) -> float:
+    match = RMSD_MATCHER.get_rms_dist(generated, relaxed)
+    mean_lattice = Lattice.from_parameters(
+        *((np.array(generated.lattice.parameters) + np.array(relaxed.lattice.parameters)) / 2)
+    )
+    normalisation = (len(generated) / mean_lattice.volume) ** (1 / 3)
+    return (MAX_RMSD if match is None else match[0]) / normalisation
+
+
+def relax_with_ase(
+    structure: Structure, calculator, fmax: float, max_steps: int, relax_cell: bool, max_volume_ratio: float
+) -> RelaxResult:
+    """FIRE (with a Frechet cell filter) until fmax or max_steps; stops a relaxation that explodes."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator
+    initial_volume = atoms.get_volume()
+    target = FrechetCellFilter(atoms) if relax_cell else atoms
+    optimizer = FIRE(target, logfile=None)
+    converged = False
+    for converged in optimizer.irun(fmax=fmax, steps=max_steps):  # noqa: B007 - last value wanted
+        energy = atoms.get_potential_energy()
+        forces = atoms.get_forces()
+        ratio = atoms.get_volume() / initial_volume
+        if not (math.isfinite(energy) and np.isfinite(forces).all()):
+            return RelaxResult("failed", n_steps=optimizer.nsteps, reason="non-finite energy or forces")
+        if not 1 / max_volume_ratio <= ratio <= max_volume_ratio:
+            return RelaxResult(
+                "failed",
+                n_steps=optimizer.nsteps,
+                volume_ratio=ratio,
+                reason=f"exploded: volume changed by a factor {ratio:.3g}",
+            )
+    relaxed = AseAtomsAdaptor.get_structure(atoms)
+    return RelaxResult(
+        "converged" if converged else "unconverged",
+        structure=relaxed,
+        energy=energy,
+        energy_per_atom=energy / len(atoms),
+        n_steps=optimizer.nsteps,
+        converged=bool(converged),
+        max_force=float(np.sqrt((forces**2).sum(axis=1)).max()),
+        volume_ratio=ratio,
+        rmsd=rmsd_angstrom(structure, relaxed),
+    )
+
+
+def relax_one(structure: Structure, relax) -> RelaxResult:
+    """Relax one structure with ``relax(structure)``; any error becomes a failed row."""
+    try:
+        return relax(structure)
+    except Exception as error:  # a potential can fail in many ways; one structure never stops a batch
+        return RelaxResult("failed", reason=f"relaxation error: {type(error).__name__}: {error}")
+
+
+class NoRelaxer:
+    """``backend: none``: structures are evaluated as given (e.g. DFT-relaxed imports)."""
+
+    def settings(self) -> dict:
+        return {"backend": "none"}
+
+    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
+        return [RelaxResult("not_relaxed", structure=s) for s in structures]
+
+
+def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:
+    """Results for every record of a sample batch: failed samples pass through, disordered ones skip."""
+    results: dict[int, RelaxResult] = {}
+    to_relax = []
+    for position, record in enumerate(records):
+        structure = record["structure"]
+        if structure is None:
+            results[position] = RelaxResult("no_structure", reason=record["reason"])
+        elif not structure.is_ordered:
+            results[position] = RelaxResult("skipped", structure=structure, reason="disordered")
+        else:
+            to_relax.append(position)
+    relaxed = relaxer.relax([records[p]["structure"] for p in to_relax])
+    results.update(zip(to_relax, relaxed, strict=True))
+    return [results[p] for p in range(len(records))]
+
+
+def run_relax_job(relaxer: Relaxer, sample_path: str, output_path: str) -> None:
+    start = time.perf_counter()
+    records = io.read_records(sample_path)
+    results = relax_records(relaxer, records)
+    io.write_records(
+        output_path,
+        [
+            io.structure_record(
+                record["id"],
+                record["index"],
+                result.structure,
+                result.reason,
+                generator=record["generator"],
+                batch=record["batch"],
+                **{k: v for k, v in asdict(result).items() if k not in ("structure", "reason")},
+            )
+            for record, result in zip(records, results, strict=True)
+        ],
+    )
+    io.write_json(
+        io.sidecar_path(output_path),
+        {
+            "relaxer": relaxer.settings(),
+            "n_structures": len(records),
+            "status_counts": {
+                s: sum(r.status == s for r in results) for s in sorted({r.status for r in results})
+            },
+            "wall_time_s": round(time.perf_counter() - start, 3),
+        },
+    )
