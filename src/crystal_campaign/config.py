@@ -175,8 +175,3 @@ def validate_config_or_exit(config: dict, schema_path: Path = SCHEMA_PATH) -> di
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
         sys.exit(1)
-
-
-def load_config(path: str | Path) -> dict:
-    """Read and validate a campaign config file."""
-    return validate_config(yaml.safe_load(Path(path).read_text()) or {})

@@ -47,7 +47,8 @@ def describe_structure(structure: Structure | None, symprec: float) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            symbol, number = SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_info()
+            analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+            symbol, number = analyzer.get_space_group_symbol(), analyzer.get_space_group_number()
     except Exception:  # spglib gives up on some broken cells; that is not worth a crash
         symbol, number = None, 0
     return {

@@ -166,6 +166,7 @@ def run_relax_job(relaxer: Relaxer, sample_path: str, output_path: str) -> None:
                 result.reason,
                 generator=record["generator"],
                 batch=record["batch"],
+                source=record.get("source"),
                 **{k: v for k, v in asdict(result).items() if k not in ("structure", "reason")},
             )
             for record, result in zip(records, results, strict=True)

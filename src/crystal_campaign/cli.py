@@ -1,0 +1,30 @@
+"""Command line helpers around the workflow: check a config, print a campaign's summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from crystal_campaign.config import validate_config_or_exit
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="crystal-campaign", description=__doc__)
+    parser.add_argument("command", choices=["check", "summary"], help="check a config, or print its summary")
+    parser.add_argument("--configfile", default="config/config.yaml")
+    args = parser.parse_args(argv)
+    config = validate_config_or_exit(yaml.safe_load(Path(args.configfile).read_text()) or {})
+    if args.command == "check":
+        print(f"{args.configfile}: ok ({len(config['generators'])} generators)")
+        return
+    summary = Path("results") / config["campaign"] / "metrics" / "summary.md"
+    if not summary.exists():
+        raise SystemExit(f"no summary yet at {summary}: run the campaign first")
+    print(f"\nCampaign {config['campaign']!r} ({summary}):\n")
+    print(summary.read_text())
+
+
+if __name__ == "__main__":
+    main()

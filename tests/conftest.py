@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pymatgen.core import Lattice, Structure
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def rock_salt(a: float = 5.64, species: tuple[str, str] = ("Na", "Cl")) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), list(species), [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.fixture
+def nacl() -> Structure:
+    return rock_salt()
+
+
+class Campaign:
+    """A tiny campaign in its own directory, run with the real Snakemake command line."""
+
+    def __init__(self, root: Path, config: dict) -> None:
+        self.root = root
+        self.config = config
+        for name in ("workflow", "rules", "scripts", "envs"):
+            shutil.copytree(REPO / name, root / name)
+        self.write()
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.config["campaign"]
+
+    def write(self) -> None:
+        (self.root / "campaign.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def snakemake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [
+            str(SNAKEMAKE),
+            "--configfile",
+            "campaign.yaml",
+            "-s",
+            "workflow/Snakefile",
+            "--cores",
+            "2",
+            *args,
+        ]
+        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, timeout=900)
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        return result
+
+    def planned_jobs(self) -> dict[str, int]:
+        """Jobs a run would execute now, per rule, from Snakemake's own dry-run job table."""
+        lines = self.snakemake("--dry-run", "--quiet", "rules").stdout.splitlines()
+        header = next((i for i, line in enumerate(lines) if line.split()[:2] == ["job", "count"]), None)
+        jobs: dict[str, int] = {}
+        for line in [] if header is None else lines[header + 2 :]:
+            parts = line.split()
+            if len(parts) != 2 or parts[0] == "total":
+                break
+            jobs[parts[0]] = int(parts[1])
+        return jobs

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from crystal_campaign.config import ConfigError, validate_config
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def problems_of(mutate) -> list[str]:
+    config = copy.deepcopy(DEFAULT)
+    mutate(config)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    return caught.value.problems
+
+
+def test_default_config_is_valid_and_gets_defaults(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = validate_config(DEFAULT)
+    assert config["validity"] == {"min_distance": 0.5, "min_volume": 0.1, "oxidation_states": "smact14"}
+    assert config["generators"][0]["max_attempts"] == 20
+    assert config["generators"][1]["batch_size"] == 100
+    assert "max_attempts" not in DEFAULT["generators"][0], "the caller's config must not be modified"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["generators"][0].update(backend="diffusion"),
+            "generators[0].backend: 'diffusion' is not allowed; allowed: random, import",
+        ),
+        (
+            lambda c: c["generators"][0].update(n_batches=-2),
+            "generators[0].n_batches: -2 is not allowed; allowed: type integer, >= 0",
+        ),
+        (
+            lambda c: c.update(reference={"sources": [{"path": "missing/mp20.csv"}]}),
+            "reference.sources[0].path: 'missing/mp20.csv' does not exist; allowed: an existing extxyz file, "
+            "CIF directory or CSV file",
+        ),
+        (
+            lambda c: c["matching"].update(ltol=1.5),
+            "matching.ltol: 1.5 is not allowed; allowed: type number, > 0, <= 1",
+        ),
+        (
+            lambda c: c["matching"].update(stol="loose"),
+            "matching.stol: 'loose' is not allowed; allowed: type number, > 0, <= 1",
+        ),
+        (
+            lambda c: c["generators"][1].update(name="rss"),
+            "generators[1].name: duplicate generator name 'rss'; allowed: unique names",
+        ),
+        (
+            lambda c: c["generators"][0].update(name="all"),
+            "generators[0].name: 'all' is reserved; allowed: any other name",
+        ),
+        (
+            lambda c: c["relax"].update(optimiser="BFGS"),
+            "relax: unknown key 'optimiser'; allowed keys: backend, model, fmax, max_steps, relax_cell, "
+            "device, threads, max_volume_ratio",
+        ),
+        (
+            lambda c: c["relax"].update(backend="vasp"),
+            "relax.backend: 'vasp' is not allowed; allowed: chgnet, none",
+        ),
+        (
+            lambda c: c["generators"][0].update(chemical_systems=["Na-Xx"]),
+            "generators[0].chemical_systems: unknown element 'Xx'; "
+            "allowed: element symbols such as Na, Cl, Ti",
+        ),
+        (
+            lambda c: c["generators"][1].update(paths=["nowhere/*.cif"]),
+            "generators[1].paths: 'nowhere/*.cif' matches no file; allowed: existing files, dirs or globs",
+        ),
+        (
+            lambda c: c["generators"][0].update(min_atoms=20),
+            "generators[0].min_atoms: 20 is not allowed; allowed: <= max_atoms (12)",
+        ),
+        (lambda c: c.pop("campaign"), "config: missing required key 'campaign'"),
+    ],
+)
+def test_each_bad_value_is_one_line_naming_key_and_allowed_values(monkeypatch, mutate, expected):
+    monkeypatch.chdir(REPO)
+    assert problems_of(mutate) == [expected]
+
+
+def test_several_problems_give_one_line_each(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+    def mutate(config):
+        config["matching"]["angle_tol"] = -1
+        config["generators"][0]["batch_size"] = 0
+
+    problems = problems_of(mutate)
+    assert len(problems) == 2
+    assert problems[0].startswith("generators[0].batch_size: 0 is not allowed")
+    assert problems[1].startswith("matching.angle_tol: -1 is not allowed")

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from crystal_campaign import io
+
+
+def test_batch_records_keep_partial_occupancies_and_failures(tmp_path):
+    disordered = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.2), [{"Mg": 0.5, "Ti": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    path = tmp_path / "0000.jsonl.gz"
+    io.write_records(
+        path,
+        [
+            io.structure_record("g-b0000-0000", 0, disordered, None, generator="g"),
+            io.structure_record("g-b0000-0001", 1, None, "unreadable file: ValueError", generator="g"),
+        ],
+    )
+    first, second = io.read_records(path)
+    assert first["structure"] == disordered
+    assert not first["structure"].is_ordered
+    assert second["structure"] is None
+    assert second["reason"] == "unreadable file: ValueError"
+    assert io.sidecar_path(path) == tmp_path / "0000.json"
+
+
+def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
+    path = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), io.atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tables_record_their_settings(tmp_path):
+    path = tmp_path / "t.parquet"
+    io.write_table(path, pd.DataFrame({"id": ["a"], "novel": [True]}), {"matcher": {"ltol": 0.2}})
+    table, settings = io.read_table(path)
+    assert table.to_dict("records") == [{"id": "a", "novel": True}]
+    assert settings == {"matcher": {"ltol": 0.2}}

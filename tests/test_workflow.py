@@ -1,0 +1,166 @@
+"""Real Snakemake runs of tiny campaigns: outputs, reruns, and which rules a settings change reruns."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, Campaign
+from crystal_campaign import io
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "campaign": "tiny",
+    "generators": [
+        {
+            "name": "rss",
+            "backend": "random",
+            "n_batches": 2,
+            "batch_size": 3,
+            "chemical_systems": ["Na-Cl"],
+            "min_atoms": 4,
+            "max_atoms": 6,
+        },
+        {"name": "known", "backend": "import", "paths": ["imported"], "batch_size": 2},
+    ],
+    "relax": {"backend": "chgnet", "fmax": 0.1, "max_steps": 25},
+}
+SUMMARY_COLUMNS = [
+    "generator",
+    "n_requested",
+    "n_generated",
+    "n_relaxed",
+    "n_converged",
+    "n_relax_failed",
+    "n_evaluated",
+    "n_struct_valid",
+    "n_comp_valid",
+    "n_valid",
+    "n_unique",
+    "n_unique_shared",
+    "n_novel",
+    "n_unique_novel",
+    "frac_valid",
+    "frac_unique",
+    "frac_novel",
+    "frac_unique_novel",
+    "mean_rmsd",
+]
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    root = tmp_path_factory.mktemp("campaign")
+    shutil.copytree(REPO / "config" / "examples" / "imported", root / "imported")
+    (root / "imported" / "broken.cif").write_text("data_broken\n_cell_length_a x\n")
+    campaign = Campaign(root, TINY)
+    campaign.snakemake()
+    return campaign
+
+
+def test_campaign_writes_summary_and_per_structure_table(campaign):
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")
+    assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == SUMMARY_COLUMNS
+    assert summary["generator"].tolist() == ["rss", "known", "all"]
+    rows = summary.set_index("generator")
+    assert rows.loc["rss", "n_requested"] == 6
+    # 3 example files + 1 unreadable file, which is a failure row, never dropped.
+    assert rows.loc["known", "n_requested"] == 4 and rows.loc["known", "n_generated"] == 3
+    assert rows.loc["known", "n_evaluated"] == 3  # the disordered one is evaluated as given
+    assert rows.loc["all", "n_requested"] == 10
+    assert rows["relaxer"].str.startswith("chgnet 0.3.0").all()
+
+    table, settings = io.read_table(campaign.results / "metrics" / "structures.parquet")
+    assert len(table) == 10
+    by_source = table.set_index("id")
+    nacl = table[table["source"].str.endswith("NaCl_rocksalt.cif#0", na=False)].iloc[0]
+    assert nacl["novel"] == False and nacl["reference_match"] == "embedded:NaCl rock salt"  # noqa: E712
+    assert nacl["space_group"] == "Fm-3m"
+    disordered = table[table["status"] == "skipped"].iloc[0]
+    assert disordered["reason"] == "disordered" and disordered["novel"]
+    broken = table[table["source"].str.endswith("broken.cif", na=False)].iloc[0]
+    assert broken["status"] == "no_structure" and broken["reason"].startswith("unreadable file")
+    assert by_source.loc["rss-b0001-0002", "formula"] == "NaCl"
+    assert {
+        "class_generator",
+        "class_all",
+        "chemsys",
+        "n_sites",
+        "density",
+        "struct_valid",
+        "comp_valid",
+        "valid",
+    } <= set(table.columns)
+    assert settings["matcher"]["ltol"] == 0.2 and settings["seeds"]["rss/1"] > 0
+    assert settings["relax"][0]["checkpoint_sha256"]
+    assert "definitions" in io.read_json(campaign.results / "metrics" / "summary.json")
+
+
+def test_rerunning_a_finished_campaign_does_nothing(campaign):
+    assert campaign.planned_jobs() == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "expected"),
+    [
+        ("matching", {"ltol": 0.25}, {"dedup": 1, "novelty": 4, "metrics": 1, "all": 1}),
+        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "all": 1}),
+        ("metrics", {"symprec": 0.01}, {"metrics": 1, "all": 1}),
+        (
+            "reference",
+            {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
+            {"reference": 1, "novelty": 4, "metrics": 1, "all": 1},
+        ),
+    ],
+)
+def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, section, change, expected):
+    campaign.config = {**TINY, section: change}
+    campaign.write()
+    try:
+        assert campaign.planned_jobs() == expected
+    finally:
+        campaign.config = TINY
+        campaign.write()
+
+
+def test_adding_batches_runs_only_the_new_batches(campaign):
+    grown = {**TINY, "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1]]}
+    campaign.config = grown
+    campaign.write()
+    try:
+        assert campaign.planned_jobs() == {
+            "sample": 1,
+            "relax": 1,
+            "validity": 1,
+            "novelty": 1,
+            "dedup": 1,
+            "metrics": 1,
+            "all": 1,
+        }
+    finally:
+        campaign.config = TINY
+        campaign.write()
+
+
+def test_bad_config_stops_before_anything_runs_with_one_line(tmp_path):
+    bad = {**TINY, "generators": [{**TINY["generators"][0], "backend": "gan", "n_batches": -1}]}
+    result = Campaign(tmp_path, bad).snakemake("--dry-run", check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
+    assert errors == ["config error: generators[0].backend: 'gan' is not allowed; allowed: random, import"]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_relax_none_evaluates_structures_as_given(tmp_path):
+    shutil.copytree(REPO / "config" / "examples" / "imported", tmp_path / "imported")
+    config = {"campaign": "asis", "generators": [TINY["generators"][1]], "relax": {"backend": "none"}}
+    campaign = Campaign(tmp_path, config)
+    campaign.snakemake()
+    rows = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
+    assert rows.loc["known", "n_evaluated"] == 3 and rows.loc["known", "n_relaxed"] == 0
+    assert rows.loc["known", "n_novel"] == 1  # only the disordered (Mg,Ti)O is not in the reference
+    assert rows.loc["all", "relaxer"] == "none"
