@@ -76,7 +76,7 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def duplicate(parent: Structure, rng: np.random.Generator) -> tuple[Structure, str]:
-    """A copy of ``parent`` under a random non-empty set of symmetry-preserving perturbations."""
+    """A copy of ``parent`` under a random non-empty subset of ``OPERATIONS``; the subset's label."""
     ops = [op for op in OPERATIONS if rng.random() < 0.5] or ["rotate"]
     s = parent.copy()
     if "supercell" in ops:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 
@@ -153,8 +154,8 @@ def run_metrics_job(
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
     summary = summary_table(table, requested)
     relaxers = {
-        io.read_json(io.sidecar_path(p))["relaxer"]["backend"]: io.read_json(io.sidecar_path(p))["relaxer"]
-        for p in relaxed_paths
+        json.dumps(r, sort_keys=True): r
+        for r in (io.read_json(io.sidecar_path(p))["relaxer"] for p in relaxed_paths)
     }
     reference = novelty[0][1]["reference"] if novelty else {}
     used = {
