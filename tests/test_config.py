@@ -101,3 +101,18 @@ def test_several_problems_give_one_line_each(monkeypatch):
     assert len(problems) == 2
     assert problems[0].startswith("generators[0].batch_size: 0 is not allowed")
     assert problems[1].startswith("matching.angle_tol: -1 is not allowed")
+
+
+def test_cli_check_reports_problems_without_traceback(monkeypatch, tmp_path, capsys):
+    from crystal_campaign.cli import main
+
+    monkeypatch.chdir(REPO)
+    main(["check", "--configfile", "config/config.yaml"])
+    assert "config/config.yaml: ok (2 generators)" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**DEFAULT, "relax": {"fmax": -1}}))
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", "--configfile", str(bad)])
+    assert stopped.value.code == 1
+    expected = "config error: relax.fmax: -1 is not allowed; allowed: type number, > 0\n"
+    assert capsys.readouterr().err == expected

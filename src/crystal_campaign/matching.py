@@ -23,6 +23,8 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
+from crystal_campaign import io
+
 MATCHER_DEFAULTS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0, "primitive_cell": True, "scale": True}
 
 
@@ -148,8 +150,6 @@ def dedup_table(records: Sequence[dict], matcher: StructureMatcher) -> tuple[pd.
 
 
 def run_dedup_job(relaxed_paths: Sequence[str], output_path: str, matching: dict) -> None:
-    from crystal_campaign import io
-
     matcher = build_matcher(matching)
     records = [record for path in relaxed_paths for record in io.read_records(path)]
     table, calls = dedup_table(records, matcher)

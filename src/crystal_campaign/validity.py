@@ -10,6 +10,8 @@ import pandas as pd
 from pymatgen.core import Composition, Structure
 from smact.screening import smact_validity
 
+from crystal_campaign import io
+
 # SMACT's 2014 oxidation-state list is what SMACT 2.x used by default, i.e. the published definition.
 DEFAULT_OXIDATION_STATES = "smact14"
 
@@ -82,8 +84,6 @@ def validity_row(structure: Structure | None, settings: dict) -> dict:
 
 
 def run_validity_job(relaxed_path: str, output_path: str, settings: dict) -> None:
-    from crystal_campaign import io
-
     records = io.read_records(relaxed_path)
     table = pd.DataFrame(
         [{"id": r["id"], **validity_row(r["structure"], settings)} for r in records],
