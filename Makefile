@@ -5,8 +5,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?= config/config.yaml
-# The prebuilt wheels beside a CI clone, when present; pip builds from source elsewhere.
-SHARED_WHEELS := $(wildcard ../shared/wheels)
 export OMP_NUM_THREADS ?= 1
 # CPU build on these machines (a local wheel); on GPU nodes: make TORCH="torch==2.13.0" with your CUDA index.
 TORCH ?= torch==2.13.0
