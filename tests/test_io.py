@@ -41,3 +41,10 @@ def test_tables_record_their_settings(tmp_path):
     table, settings = io.read_table(path)
     assert table.to_dict("records") == [{"id": "a", "novel": True}]
     assert settings == {"matcher": {"ltol": 0.2}}
+
+
+def test_same_records_give_identical_bytes(tmp_path):
+    records = [io.structure_record("a", 0, None, "failed")]
+    io.write_records(tmp_path / "one.jsonl.gz", records)
+    io.write_records(tmp_path / "two.jsonl.gz", records)
+    assert io.file_sha256(tmp_path / "one.jsonl.gz") == io.file_sha256(tmp_path / "two.jsonl.gz")

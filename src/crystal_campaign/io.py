@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -66,7 +67,13 @@ def structure_record(
 
 
 def write_records(path: str | Path, records: Iterable[dict]) -> None:
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt") as handle:
+    # No name or time in the gzip header: the same records always give the same bytes and SHA-256.
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as file,
+        gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as raw,
+        io.TextIOWrapper(raw) as handle,
+    ):
         for record in records:
             handle.write(json.dumps(record, default=str) + "\n")
 
