@@ -69,3 +69,14 @@ class Campaign:
                 break
             jobs[parts[0]] = int(parts[1])
         return jobs
+
+    def planned_jobs_for(self, config: dict) -> dict[str, int]:
+        """Jobs a run with ``config`` would execute; the campaign's own config is put back afterwards."""
+        original = self.config
+        self.config = config
+        self.write()
+        try:
+            return self.planned_jobs()
+        finally:
+            self.config = original
+            self.write()
