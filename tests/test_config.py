@@ -116,3 +116,11 @@ def test_cli_check_reports_problems_without_traceback(monkeypatch, tmp_path, cap
     assert stopped.value.code == 1
     expected = "config error: relax.fmax: -1 is not allowed; allowed: type number, > 0\n"
     assert capsys.readouterr().err == expected
+
+
+def test_cli_prefetch_of_a_local_campaign_has_nothing_to_download(monkeypatch, capsys):
+    from crystal_campaign.cli import main
+
+    monkeypatch.chdir(REPO)
+    main(["prefetch", "--configfile", "config/config.yaml"])
+    assert capsys.readouterr().out == "nothing to download: every model and reference is local\n"

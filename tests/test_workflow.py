@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -152,3 +153,13 @@ def test_relax_none_evaluates_structures_as_given(tmp_path):
     assert rows.loc["known", "n_evaluated"] == 3 and rows.loc["known", "n_relaxed"] == 0
     assert rows.loc["known", "n_novel"] == 1  # only the disordered (Mg,Ti)O is not in the reference
     assert rows.loc["all", "relaxer"] == "none"
+
+
+def test_prefetch_is_a_local_target_outside_the_campaign(campaign):
+    """`snakemake prefetch` writes a manifest and runs nothing else; the campaign never needs it."""
+    assert "prefetch" not in campaign.planned_jobs()
+    result = campaign.snakemake("prefetch")
+    manifest = json.loads((campaign.results / "prefetch.json").read_text())
+    assert manifest == {"fetched": []}
+    assert "localrule prefetch" in result.stderr
+    assert campaign.planned_jobs() == {}

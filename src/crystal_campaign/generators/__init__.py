@@ -21,9 +21,19 @@ BACKEND_MODULES = {
 }
 
 
+def backend_module(settings: dict):
+    return importlib.import_module(BACKEND_MODULES[settings["backend"]])
+
+
+def prefetch(settings: dict) -> list[str]:
+    """Download the generator's model into its cache (backends without a model have no ``prefetch``)."""
+    module = backend_module(settings)
+    return module.prefetch(settings) if hasattr(module, "prefetch") else []
+
+
 def sample(settings: dict, campaign: str, batch: int, path: str) -> None:
     """Run one sampling job of the generator configured by ``settings`` into ``path``."""
-    module = importlib.import_module(BACKEND_MODULES[settings["backend"]])
+    module = backend_module(settings)
     versions = package_versions(*module.VERSIONED_PACKAGES)
     run_sample_job(module.BACKEND, settings, campaign, batch, path, versions)
 
@@ -35,6 +45,7 @@ __all__ = [
     "Sample",
     "derive_seed",
     "package_versions",
+    "prefetch",
     "run_sample_job",
     "sample",
     "structure_id",

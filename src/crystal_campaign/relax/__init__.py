@@ -23,12 +23,18 @@ def get_relaxer(settings: dict) -> Relaxer:
     return ChgnetRelaxer(settings)
 
 
+def prefetch(settings: dict) -> list[str]:
+    """Download the relaxer's model into its cache; CHGNet's weights ship in its wheel."""
+    return []
+
+
 __all__ = [
     "NoRelaxer",
     "RelaxResult",
     "Relaxer",
     "configure_threads",
     "get_relaxer",
+    "prefetch",
     "relax_records",
     "relax_with_ase",
     "rmsd_angstrom",
