@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crystal_campaign.screening import to_structure
+
+CUBIC = np.eye(3) * 5.0
+
+
+def test_usable_output_becomes_a_structure_with_wrapped_coordinates():
+    structure, reason = to_structure([11, 17], CUBIC, [[0, 0, 0], [0.5, 0.5, 1.5]])
+    assert reason is None
+    assert structure.formula == "Na1 Cl1"
+    assert structure.frac_coords[1].tolist() == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("numbers", "lattice", "coords", "expected"),
+    [
+        ([], CUBIC, np.zeros((0, 3)), "empty structure"),
+        ([11, 0], CUBIC, [[0, 0, 0], [0.5, 0.5, 0.5]], "invalid species: atomic numbers [0]"),
+        ([11, 17], CUBIC, [[0, 0, 0], [np.nan, 0.5, 0.5]], "non-finite or malformed coordinates"),
+        ([11, 17], CUBIC * np.inf, [[0, 0, 0], [0.5, 0.5, 0.5]], "non-finite or malformed lattice"),
+        (
+            [11, 17],
+            np.eye(3) * 3000.0,
+            [[0, 0, 0], [0.5, 0.5, 0.5]],
+            "cell too large: lattice vector of 3000",
+        ),
+        ([11, 17], np.diag([5.0, 5.0, 1e-6]), [[0, 0, 0], [0.5, 0.5, 0.5]], "degenerate cell"),
+    ],
+)
+def test_junk_becomes_a_reason_not_an_exception(numbers, lattice, coords, expected):
+    structure, reason = to_structure(numbers, lattice, coords)
+    assert structure is None
+    assert reason.startswith(expected)
