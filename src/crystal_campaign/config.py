@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from pymatgen.core import Element
+from pymatgen.core import Composition, Element
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -108,6 +108,43 @@ def _element_problems(where: str, symbols: list[str]) -> list[str]:
     ]
 
 
+def _formula_problem(formula: str) -> str | None:
+    """Why a formula cannot be a CSP cell (whole numbers of atoms of known elements), or None."""
+    try:
+        composition = Composition(formula)
+    except Exception as error:  # pymatgen raises several kinds for unparseable formulas
+        return f"cannot parse ({error})"
+    if composition.num_atoms == 0 or any(amount != int(amount) for amount in composition.values()):
+        return "needs whole numbers of atoms"
+    return None
+
+
+def _chemeleon_problems(where: str, generator: dict) -> list[str]:
+    problems = []
+    if generator["task"] == "csp" and not generator.get("formulas"):
+        problems.append(
+            f"{where}.formulas: needed for task csp; allowed: a list of formulas such as [NaCl, Ti2O4]"
+        )
+    if generator["task"] == "dng" and generator.get("formulas"):
+        problems.append(f"{where}.formulas: only used by task csp; allowed: remove it, or set task: csp")
+    for formula in generator.get("formulas", []):
+        problem = _formula_problem(formula)
+        if problem:
+            problems.append(f"{where}.formulas: {formula!r} {problem}; allowed: formulas such as NaCl, Ti2O4")
+    if generator.get("cache_dir") and not Path(generator["cache_dir"]).is_absolute():
+        problems.append(
+            f"{where}.cache_dir: {generator['cache_dir']!r} is relative; allowed: an absolute directory"
+        )
+    if generator.get("model_path") and generator.get("cache_dir"):
+        problems.append(f"{where}.cache_dir: not used with model_path; allowed: one of model_path, cache_dir")
+    if generator.get("model_path") and not Path(generator["model_path"]).is_file():
+        problems.append(
+            f"{where}.model_path: {generator['model_path']!r} is not a file; allowed: a Chemeleon "
+            "checkpoint, or leave it out for the released one (crystal-campaign prefetch)"
+        )
+    return problems
+
+
 def _generator_problems(index: int, generator: dict) -> list[str]:
     where = f"generators[{index}]"
     problems = []
@@ -123,6 +160,8 @@ def _generator_problems(index: int, generator: dict) -> list[str]:
                 f"{where}.min_atoms: {generator['min_atoms']} is not allowed; "
                 f"allowed: <= max_atoms ({generator['max_atoms']})"
             )
+    if generator["backend"] == "chemeleon":
+        problems += _chemeleon_problems(where, generator)
     if generator["backend"] == "import":
         for pattern in generator["paths"]:
             if not matching_files([pattern]):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from collections.abc import Sequence
 
 import pandas as pd
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from crystal_campaign import io
@@ -33,6 +34,21 @@ DEFINITIONS = {
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
 }
 COUNT_COLUMNS = [c for c in DEFINITIONS if c.startswith("n_")]
+# Conditioning adherence, over the evaluated structures of generators conditioned that way (the
+# `all` row: of every such generator); NaN where no generator is.
+ADHERENCE_DEFINITIONS = {
+    "frac_in_target_chemsys": "evaluated structures whose elements are exactly the target chemical system "
+    "(generators with properties_to_condition_on.chemical_system)",
+    "frac_space_group_hit": "evaluated structures in the target space group at metrics.symprec "
+    "(generators with properties_to_condition_on.space_group)",
+    "frac_composition_match": "evaluated structures whose reduced composition is their target formula's "
+    "(crystal structure prediction: chemeleon task csp)",
+}
+ADHERENCE_FLAGS = {
+    "frac_in_target_chemsys": "in_target_chemsys",
+    "frac_space_group_hit": "space_group_hit",
+    "frac_composition_match": "composition_match",
+}
 
 
 def describe_structure(structure: Structure | None, symprec: float) -> dict:
@@ -109,7 +125,80 @@ def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) ->
     for count in ("valid", "unique", "novel", "unique_novel"):
         row[f"frac_{count}"] = row[f"n_{count}"] / n_evaluated if n_evaluated else float("nan")
     row["mean_rmsd"] = float(table.loc[table["status"].isin(["converged", "unconverged"]), "rmsd"].mean())
+    row.update(adherence_fractions(evaluated))
     return row
+
+
+def generator_conditions(settings: dict) -> dict:
+    """The targets a generator's settings condition it on (None where it is not)."""
+    properties = settings.get("properties_to_condition_on") or {}
+    space_group = properties.get("space_group")
+    return {
+        "target_chemsys": properties.get("chemical_system"),
+        "target_space_group": int(space_group) if space_group is not None else None,
+        "per_structure_formula": settings.get("task") == "csp",
+    }
+
+
+def record_target_formulas(sample_paths: Sequence[str]) -> pd.DataFrame:
+    """``id`` and ``target_formula`` of every record of these sample batches that has one."""
+    rows = []
+    for path in sample_paths:
+        with gzip.open(path, "rt") as handle:
+            for line in handle:
+                record = json.loads(line)
+                if record.get("target_formula"):
+                    rows.append({"id": record["id"], "target_formula": record["target_formula"]})
+    return pd.DataFrame(rows, columns=["id", "target_formula"])
+
+
+def _same_elements(chemsys: str | None, target: str | None) -> bool | None:
+    if target is None:
+        return None
+    return chemsys is not None and set(chemsys.split("-")) == set(target.split("-"))
+
+
+def _same_reduced_formula(formula: str | None, target: str | None) -> bool | None:
+    if not isinstance(target, str):
+        return None
+    return formula is not None and Composition(target).reduced_formula == formula
+
+
+def add_conditioning_flags(
+    table: pd.DataFrame, settings_by_generator: dict[str, dict], target_formulas: pd.DataFrame
+) -> pd.DataFrame:
+    """Per structure: its generator's targets and whether it hits them (null where unconditioned)."""
+    conditions = {name: generator_conditions(s) for name, s in settings_by_generator.items()}
+    table = table.merge(target_formulas, on="id", how="left", validate="one_to_one")
+    table["target_chemsys"] = table["generator"].map(lambda g: conditions[g]["target_chemsys"])
+    table["target_space_group"] = (
+        table["generator"].map(lambda g: conditions[g]["target_space_group"]).astype("Int64")
+    )
+    table["in_target_chemsys"] = pd.array(
+        [_same_elements(c, t) for c, t in zip(table["chemsys"], table["target_chemsys"], strict=True)],
+        dtype="boolean",
+    )
+    table["space_group_hit"] = pd.array(
+        [
+            None if pd.isna(t) else bool(n == t)
+            for n, t in zip(table["space_group_number"], table["target_space_group"], strict=True)
+        ],
+        dtype="boolean",
+    )
+    table["composition_match"] = pd.array(
+        [_same_reduced_formula(f, t) for f, t in zip(table["formula"], table["target_formula"], strict=True)],
+        dtype="boolean",
+    )
+    return table
+
+
+def adherence_fractions(evaluated: pd.DataFrame) -> dict[str, float]:
+    """Each adherence fraction over the evaluated structures that have that target; NaN if none."""
+    fractions = {}
+    for column, flag in ADHERENCE_FLAGS.items():
+        hits = evaluated[flag].dropna() if flag in evaluated else pd.Series(dtype="boolean")
+        fractions[column] = float(hits.astype(bool).mean()) if len(hits) else float("nan")
+    return fractions
 
 
 def summary_table(table: pd.DataFrame, requested: dict[str, int]) -> pd.DataFrame:
@@ -149,6 +238,13 @@ def run_metrics_job(
         settings["symprec"],
     )
     samples = [io.read_json(io.sidecar_path(p)) for p in sample_paths]
+    table = add_conditioning_flags(
+        table,
+        {s["generator"]: s["settings"] for s in samples},
+        record_target_formulas(
+            [p for p, s in zip(sample_paths, samples, strict=True) if s["settings"].get("task") == "csp"]
+        ),
+    )
     requested: dict[str, int] = {}
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
@@ -192,5 +288,9 @@ def run_metrics_job(
         )
     io.write_json(
         outputs["json"],
-        {"definitions": DEFINITIONS, "settings": used, "summary": summary.to_dict(orient="records")},
+        {
+            "definitions": {**DEFINITIONS, **ADHERENCE_DEFINITIONS},
+            "settings": used,
+            "summary": summary.to_dict(orient="records"),
+        },
     )

@@ -7,6 +7,7 @@ import importlib
 from crystal_campaign.generators.base import (
     BatchOutput,
     GeneratorBackend,
+    GeneratorUnavailable,
     Sample,
     derive_seed,
     package_versions,
@@ -18,6 +19,7 @@ from crystal_campaign.generators.base import (
 BACKEND_MODULES = {
     "random": "crystal_campaign.generators.random_search",
     "import": "crystal_campaign.generators.importer",
+    "chemeleon": "crystal_campaign.generators.chemeleon",
 }
 
 
@@ -42,6 +44,7 @@ __all__ = [
     "BACKEND_MODULES",
     "BatchOutput",
     "GeneratorBackend",
+    "GeneratorUnavailable",
     "Sample",
     "derive_seed",
     "package_versions",

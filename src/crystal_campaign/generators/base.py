@@ -21,12 +21,18 @@ class Sample:
     structure: Structure | None
     reason: str | None = None
     source: str | None = None
+    extras: dict = field(default_factory=dict)  # more record fields, e.g. a CSP target formula
 
 
 @dataclass
 class BatchOutput:
     samples: list[Sample]
     stats: dict = field(default_factory=dict)
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The generator cannot run here (no checkpoint, unusable model, no device); the message, one
+    line, names the generator and what to do."""
 
 
 class GeneratorBackend(Protocol):
@@ -75,6 +81,7 @@ def write_batch(
             generator=name,
             batch=batch,
             source=sample.source,
+            **sample.extras,
         )
         for index, sample in enumerate(output.samples)
     ]
