@@ -4,13 +4,17 @@ import sys
 
 from crystal_campaign import generators, io
 
-try:
-    with io.log_to(snakemake.log[0]):
+problem = None
+with io.log_to(snakemake.log[0]):
+    try:
         generators.sample(
             snakemake.params.generator,
             snakemake.params.campaign,
             int(snakemake.wildcards.batch),
             snakemake.output.structures,
         )
-except generators.GeneratorUnavailable as error:
-    sys.exit(str(error))  # one line saying what to do; the traceback is in the log
+    except generators.GeneratorUnavailable as error:
+        problem = str(error)
+        print(problem)  # the whole log: one line saying what to do (Snakemake shows failed logs)
+if problem:
+    sys.exit(1)

@@ -114,6 +114,8 @@ def _formula_problem(formula: str) -> str | None:
         composition = Composition(formula)
     except Exception as error:  # pymatgen raises several kinds for unparseable formulas
         return f"cannot parse ({error})"
+    if not all(isinstance(element, Element) for element in composition):
+        return "has unknown elements"
     if composition.num_atoms == 0 or any(amount != int(amount) for amount in composition.values()):
         return "needs whole numbers of atoms"
     return None

@@ -152,16 +152,17 @@ def record_target_formulas(sample_paths: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "target_formula"])
 
 
+# Table cells without a value are None or NaN, hence the isinstance checks.
 def _same_elements(chemsys: str | None, target: str | None) -> bool | None:
-    if target is None:
+    if not isinstance(target, str):
         return None
-    return chemsys is not None and set(chemsys.split("-")) == set(target.split("-"))
+    return isinstance(chemsys, str) and set(chemsys.split("-")) == set(target.split("-"))
 
 
 def _same_reduced_formula(formula: str | None, target: str | None) -> bool | None:
     if not isinstance(target, str):
         return None
-    return formula is not None and Composition(target).reduced_formula == formula
+    return isinstance(formula, str) and Composition(target).reduced_formula == formula
 
 
 def add_conditioning_flags(
