@@ -197,7 +197,7 @@ def adherence_fractions(evaluated: pd.DataFrame) -> dict[str, float]:
     """Each adherence fraction over the evaluated structures that have that target; NaN if none."""
     fractions = {}
     for column, flag in ADHERENCE_FLAGS.items():
-        hits = evaluated[flag].dropna() if flag in evaluated else pd.Series(dtype="boolean")
+        hits = evaluated[flag].dropna()
         fractions[column] = float(hits.astype(bool).mean()) if len(hits) else float("nan")
     return fractions
 
@@ -243,7 +243,11 @@ def run_metrics_job(
         table,
         {s["generator"]: s["settings"] for s in samples},
         record_target_formulas(
-            [p for p, s in zip(sample_paths, samples, strict=True) if s["settings"].get("task") == "csp"]
+            [
+                path
+                for path, sidecar in zip(sample_paths, samples, strict=True)
+                if generator_conditions(sidecar["settings"])["per_structure_formula"]
+            ]
         ),
     )
     requested: dict[str, int] = {}
