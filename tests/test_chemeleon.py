@@ -381,3 +381,12 @@ def test_missing_checkpoint_stops_the_job_with_one_line(tmp_path):
         "internet, or set model_path to a Chemeleon checkpoint"
     ]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.workflow
+def test_snakemake_prefetch_finds_the_cached_checkpoint_offline(campaign):
+    campaign.snakemake("prefetch")
+    cache = Path(campaign.config["generators"][2]["cache_dir"])
+    assert io.read_json(campaign.results / "prefetch.json") == {
+        "fetched": [f"generator csp: {cache / 'ckpts' / CSP_FILE} (already cached)"]
+    }
