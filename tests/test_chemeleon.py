@@ -331,6 +331,10 @@ def test_campaign_with_chemeleon_dng_csp_and_baseline(campaign):
 
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
     assert summary.loc["csp", "n_requested"] == 6 and summary.loc["dng", "n_requested"] == 6
+    dng_sha = io.read_json(campaign.results / "samples" / "dng" / "0000.json")["stats"]["checkpoint_sha256"]
+    assert summary.loc["dng", "model"] == f"tiny_dng {dng_sha[:12]}"
+    assert summary.loc["csp", "model"].startswith("chemeleon_csp_alex_mp_20_v0.0.2 ")
+    assert pd.isna(summary.loc["rss", "model"])  # the baseline has no model
     assert summary.loc["csp", "frac_composition_match"] == 1.0
     assert summary.loc["all", "frac_composition_match"] == 1.0
     for generator in ("dng", "rss"):

@@ -44,6 +44,7 @@ ADHERENCE_DEFINITIONS = {
     "frac_composition_match": "evaluated structures whose reduced composition is their target formula's "
     "(crystal structure prediction: chemeleon task csp)",
 }
+MODEL_DEFINITION = {"model": "generator model name and checkpoint SHA-256 prefix, from the batch sidecars"}
 ADHERENCE_FLAGS = {
     "frac_in_target_chemsys": "in_target_chemsys",
     "frac_space_group_hit": "space_group_hit",
@@ -202,6 +203,18 @@ def adherence_fractions(evaluated: pd.DataFrame) -> dict[str, float]:
     return fractions
 
 
+def generator_models(samples: Sequence[dict]) -> dict[str, str]:
+    """Per generator (and ``all``): model name and checkpoint SHA-256 prefix from the batch sidecars."""
+    models: dict[str, set[str]] = {}
+    for sidecar in samples:
+        stats = sidecar.get("stats", {})
+        if stats.get("checkpoint_sha256"):
+            model = f"{stats.get('model', '')} {stats['checkpoint_sha256'][:12]}".strip()
+            models.setdefault(sidecar["generator"], set()).add(model)
+            models.setdefault("all", set()).add(model)
+    return {name: "; ".join(sorted(found)) for name, found in models.items()}
+
+
 def summary_table(table: pd.DataFrame, requested: dict[str, int]) -> pd.DataFrame:
     rows = [
         summary_row(name, table[table["generator"] == name], n, "generator") for name, n in requested.items()
@@ -254,6 +267,7 @@ def run_metrics_job(
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
     summary = summary_table(table, requested)
+    summary["model"] = summary["generator"].map(generator_models(samples)).fillna("")
     relaxers = {
         json.dumps(r, sort_keys=True): r
         for r in (io.read_json(io.sidecar_path(p))["relaxer"] for p in relaxed_paths)
@@ -294,7 +308,7 @@ def run_metrics_job(
     io.write_json(
         outputs["json"],
         {
-            "definitions": {**DEFINITIONS, **ADHERENCE_DEFINITIONS},
+            "definitions": {**DEFINITIONS, **ADHERENCE_DEFINITIONS, **MODEL_DEFINITION},
             "settings": used,
             "summary": summary.to_dict(orient="records"),
         },

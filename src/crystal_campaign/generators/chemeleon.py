@@ -56,7 +56,8 @@ def released_checkpoint(settings: dict) -> Path:
 
 
 def unavailable(settings: dict, problem: str) -> GeneratorUnavailable:
-    return GeneratorUnavailable(f"generator {settings['name']!r} (chemeleon {settings['task']}): {problem}")
+    line = " ".join(problem.split())  # library errors may span lines; the message is one
+    return GeneratorUnavailable(f"generator {settings['name']!r} (chemeleon {settings['task']}): {line}")
 
 
 def download_checkpoints(settings: dict) -> None:
