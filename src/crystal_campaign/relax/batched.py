@@ -114,6 +114,29 @@ class _Relaxation:
         return None
 
 
+def _finite(evaluation: tuple[float, np.ndarray, np.ndarray]) -> bool:
+    energy, forces, stress = evaluation
+    return bool(np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(stress).all())
+
+
+def evaluate_apart_from_non_finite(
+    potential: BatchPotential, atoms: list[Atoms], stats: BatchStats
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """One model call; if it gives non-finite values, halves are evaluated again, down to single structures.
+
+    A structure whose energy is NaN (e.g. two atoms on one site) makes the back-propagated forces
+    of its batch mates NaN too; re-evaluating without it keeps theirs exact.
+    """
+    evaluated = potential.evaluate(atoms)
+    stats.model_calls += 1
+    if len(atoms) == 1 or all(_finite(e) for e in evaluated):
+        return evaluated
+    half = len(atoms) // 2
+    return evaluate_apart_from_non_finite(potential, atoms[:half], stats) + evaluate_apart_from_non_finite(
+        potential, atoms[half:], stats
+    )
+
+
 def relax_sub_batch(
     structures: list[Structure], potential: BatchPotential, settings: BatchSettings, stats: BatchStats
 ) -> list[RelaxResult]:
@@ -122,8 +145,7 @@ def relax_sub_batch(
     results: list[RelaxResult | None] = [None] * len(structures)
     active = list(range(len(structures)))
     while active:
-        evaluated = potential.evaluate([relaxations[i].atoms for i in active])
-        stats.model_calls += 1
+        evaluated = evaluate_apart_from_non_finite(potential, [relaxations[i].atoms for i in active], stats)
         still_running = []
         for index, (energy, forces, stress) in zip(active, evaluated, strict=True):
             results[index] = relaxations[index].advance(energy, forces, stress, settings)
