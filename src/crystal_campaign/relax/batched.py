@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from crystal_campaign.io import file_sha256
 from crystal_campaign.relax.base import RelaxResult, explosion, finished, fire_optimizer, relax_each
 
 log = logging.getLogger(__name__)
@@ -204,3 +206,34 @@ def relax_structures(
             structures, potential, BatchSettings.from_relax_settings(settings), stats
         ), stats
     return relax_each(structures, calculator, settings), stats
+
+
+class PotentialRelaxer:
+    """A machine-learned potential's relaxer: an ASE calculator for the one-by-one loop, a batch
+    potential for batched calls, and the model name and file that every result table records."""
+
+    def __init__(
+        self, settings: dict, device: str, model: str, checkpoint: Path, calculator, potential: BatchPotential
+    ) -> None:
+        self._settings = settings
+        self.device = device
+        self.model = model
+        self.checkpoint = checkpoint
+        self.calculator = calculator
+        self.potential = potential
+        self.last_stats = BatchStats()
+
+    def settings(self) -> dict:
+        return {
+            **self._settings,
+            "model": self.model,
+            "device": self.device,
+            "checkpoint": self.checkpoint.name,
+            "checkpoint_sha256": file_sha256(self.checkpoint),
+        }
+
+    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
+        results, self.last_stats = relax_structures(
+            structures, self.calculator, self.potential, self._settings
+        )
+        return results

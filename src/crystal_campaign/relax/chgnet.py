@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.stress import full_3x3_to_voigt_6_stress
-from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.io import file_sha256
-from crystal_campaign.relax.base import RelaxResult, resolve_device
-from crystal_campaign.relax.batched import BatchStats, relax_structures
+from crystal_campaign.relax.base import resolve_device
+from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "0.3.0"
 
@@ -53,34 +51,19 @@ class ChgnetPotential:
         ]
 
 
-class ChgnetRelaxer:
+class ChgnetRelaxer(PotentialRelaxer):
     def __init__(self, settings: dict) -> None:
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
-        self._settings = settings
-        self.device = resolve_device(settings["device"])
-        self.model_name = settings.get("model_path") or settings.get("model") or DEFAULT_MODEL
-        self.checkpoint = checkpoint_file(self.model_name)
-        if Path(self.model_name).is_file():
-            model = CHGNet.from_file(str(self.checkpoint))
+        device = resolve_device(settings["device"])
+        model_name = settings.get("model_path") or settings.get("model") or DEFAULT_MODEL
+        checkpoint = checkpoint_file(model_name)
+        if Path(model_name).is_file():
+            model = CHGNet.from_file(str(checkpoint))
         else:
-            model = CHGNet.load(model_name=self.model_name, use_device=self.device, verbose=False)
-        self.calculator = CHGNetCalculator(model=model, use_device=self.device)
-        self.potential = ChgnetPotential(self.calculator.model)
-        self.last_stats = BatchStats()
-
-    def settings(self) -> dict:
-        return {
-            **self._settings,
-            "model": self.model_name,
-            "device": self.device,
-            "checkpoint": self.checkpoint.name,
-            "checkpoint_sha256": file_sha256(self.checkpoint),
-        }
-
-    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
-        results, self.last_stats = relax_structures(
-            structures, self.calculator, self.potential, self._settings
+            model = CHGNet.load(model_name=model_name, use_device=device, verbose=False)
+        calculator = CHGNetCalculator(model=model, use_device=device)
+        super().__init__(
+            settings, device, model_name, checkpoint, calculator, ChgnetPotential(calculator.model)
         )
-        return results

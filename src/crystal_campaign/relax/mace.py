@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
-from pymatgen.core import Structure
 
-from crystal_campaign.io import file_sha256
-from crystal_campaign.relax.base import RelaxResult, resolve_device
-from crystal_campaign.relax.batched import BatchStats, relax_structures
+from crystal_campaign.relax.base import resolve_device
+from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "medium-mpa-0"
 # With e3nn 0.4.4 under torch >= 2.6, models load only without weights-only unpickling (mace sets
@@ -116,31 +114,13 @@ class MacePotential:
         ]
 
 
-class MaceRelaxer:
+class MaceRelaxer(PotentialRelaxer):
     def __init__(self, settings: dict) -> None:
         from mace.calculators import mace_mp
 
-        self._settings = settings
-        self.device = resolve_device(settings["device"])
-        self.checkpoint = checkpoint_path(settings)
+        device = resolve_device(settings["device"])
+        checkpoint = checkpoint_path(settings)
         with contextlib.redirect_stdout(text_io.StringIO()):  # mace_mp prints model and dtype banners
-            self.calculator = mace_mp(
-                model=model_source(settings), device=self.device, default_dtype=settings["dtype"]
-            )
-        self.potential = MacePotential(self.calculator)
-        self.last_stats = BatchStats()
-
-    def settings(self) -> dict:
-        return {
-            **self._settings,
-            "model": model_source(self._settings),
-            "device": self.device,
-            "checkpoint": self.checkpoint.name,
-            "checkpoint_sha256": file_sha256(self.checkpoint),
-        }
-
-    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
-        results, self.last_stats = relax_structures(
-            structures, self.calculator, self.potential, self._settings
-        )
-        return results
+            calculator = mace_mp(model=model_source(settings), device=device, default_dtype=settings["dtype"])
+        potential = MacePotential(calculator)
+        super().__init__(settings, device, model_source(settings), checkpoint, calculator, potential)
