@@ -32,7 +32,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 SALTS = (("Na", "Cl", 5.64), ("Mg", "O", 4.21), ("K", "Cl", 6.29))
 # primitive rock salt has 2 atoms: these supercells give 4 to 40 atoms
 SUPERCELLS = [
-    (a, b, c) for a in range(1, 5) for b in range(1, 4) for c in range(1, 3) if 2 <= a * b * c <= 20
+    (a, b, c) for a in range(1, 6) for b in range(1, 4) for c in range(1, 3) if 2 <= a * b * c <= 20
 ]
 
 
