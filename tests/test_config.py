@@ -62,12 +62,21 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
         ),
         (
             lambda c: c["relax"].update(optimiser="BFGS"),
-            "relax: unknown key 'optimiser'; allowed keys: backend, model, fmax, max_steps, relax_cell, "
-            "device, threads, max_volume_ratio",
+            "relax: unknown key 'optimiser'; allowed keys: backend, model, model_path, dtype, fmax, "
+            "max_steps, relax_cell, device, batched, memory_budget_mb, memory_per_atom_mb, threads, "
+            "max_volume_ratio",
         ),
         (
             lambda c: c["relax"].update(backend="vasp"),
-            "relax.backend: 'vasp' is not allowed; allowed: chgnet, none",
+            "relax.backend: 'vasp' is not allowed; allowed: chgnet, mace, none",
+        ),
+        (
+            lambda c: c["relax"].update(device="gpu"),
+            "relax.device: 'gpu' is not allowed; allowed: type string, auto, cpu, cuda or cuda:N",
+        ),
+        (
+            lambda c: c["relax"].update(backend="mace", model_path="models/missing.model"),
+            "relax.model_path: 'models/missing.model' does not exist; allowed: an existing model file",
         ),
         (
             lambda c: c["generators"][0].update(chemical_systems=["Na-Xx"]),
@@ -124,3 +133,14 @@ def test_cli_prefetch_of_a_local_campaign_has_nothing_to_download(monkeypatch, c
     monkeypatch.chdir(REPO)
     main(["prefetch", "--configfile", "config/config.yaml"])
     assert capsys.readouterr().out == "nothing to download: every model and reference is local\n"
+
+
+def test_mace_model_names_are_the_ones_mace_mp_knows(monkeypatch):
+    pytest.importorskip("mace")
+    monkeypatch.chdir(REPO)
+    (problem,) = problems_of(lambda c: c["relax"].update(backend="mace", model="huge"))
+    assert problem.startswith("relax.model: 'huge' is not a MACE foundation model; allowed: small, medium,")
+    assert "medium-mpa-0" in problem
+    config = copy.deepcopy(DEFAULT)
+    config["relax"] = {"backend": "mace", "model": "medium-mpa-0", "device": "cuda:1"}
+    assert validate_config(config)["relax"]["dtype"] == "float64"

@@ -48,6 +48,17 @@ def test_chgnet_relaxes_rattled_rock_salt(chgnet):
     assert settings["checkpoint"].startswith("chgnet_0.3.0") and len(settings["checkpoint_sha256"]) == 64
 
 
+def test_batched_chgnet_takes_the_steps_of_the_per_structure_loop(chgnet):
+    structures = [rattled_rock_salt(seed) for seed in range(3)]
+    per_structure = get_relaxer({**CHGNET, "batched": False}).relax(structures)
+    batched = chgnet.relax(structures)
+    assert chgnet.last_stats.model_calls == max(r.n_steps for r in batched) + 1
+    for alone, together in zip(per_structure, batched, strict=True):
+        assert (together.status, together.converged) == (alone.status, alone.converged)
+        assert together.energy_per_atom == pytest.approx(alone.energy_per_atom, abs=1e-4)
+        assert abs(together.n_steps - alone.n_steps) <= 2
+
+
 def test_hitting_max_steps_is_unconverged_not_failed(chgnet):
     relaxer = get_relaxer({**CHGNET, "max_steps": 2})
     (result,) = relaxer.relax([rattled_rock_salt(1)])

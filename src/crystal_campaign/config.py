@@ -192,7 +192,40 @@ def _semantic_problems(config: dict) -> list[str]:
                 f"reference.sources[{index}].path: {source['path']!r} does not exist; "
                 "allowed: an existing extxyz file, CIF directory or CSV file"
             )
+    problems += _relax_problems(config["relax"])
     return problems
+
+
+def section_defaults(section: str, schema_path: Path = SCHEMA_PATH) -> dict:
+    """The schema defaults of one top-level config section, e.g. ``relax``."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    properties = schema["properties"][section]["properties"]
+    return {key: copy.deepcopy(value["default"]) for key, value in properties.items() if "default" in value}
+
+
+def _relax_problems(relax: dict) -> list[str]:
+    """A model file must exist; a MACE model name must be one mace_mp knows (needs mace-torch)."""
+    if relax["model_path"] is not None:
+        if not Path(relax["model_path"]).is_file():
+            return [
+                f"relax.model_path: {relax['model_path']!r} does not exist; allowed: an existing model file"
+            ]
+        return []
+    if relax["backend"] != "mace" or relax["model"] is None:
+        return []
+    try:
+        from crystal_campaign.relax.mace import foundation_model_names
+
+        names = foundation_model_names()
+    except ImportError:
+        return [
+            "relax.backend: 'mace' needs mace-torch; allowed: install it (pip install -e '.[mace]') or chgnet"
+        ]
+    if relax["model"] not in names:
+        return [
+            f"relax.model: {relax['model']!r} is not a MACE foundation model; allowed: {', '.join(names)}"
+        ]
+    return []
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crystal_campaign.config import section_defaults
 from crystal_campaign.relax.base import (
     NoRelaxer,
     Relaxer,
@@ -15,17 +16,27 @@ from crystal_campaign.relax.base import (
 
 
 def get_relaxer(settings: dict) -> Relaxer:
+    """The configured relaxer; keys missing from ``settings`` take their config-schema defaults."""
+    settings = {**section_defaults("relax"), **settings}
     configure_threads(settings["threads"])
     if settings["backend"] == "none":
         return NoRelaxer()
+    if settings["backend"] == "mace":
+        from crystal_campaign.relax.mace import MaceRelaxer
+
+        return MaceRelaxer(settings)
     from crystal_campaign.relax.chgnet import ChgnetRelaxer
 
     return ChgnetRelaxer(settings)
 
 
 def prefetch(settings: dict) -> list[str]:
-    """Download the relaxer's model into its cache; CHGNet's weights ship in its wheel."""
-    return []
+    """Download the relaxer's model into its cache (MACE foundation models); CHGNet's ship in its wheel."""
+    if settings.get("backend") != "mace":
+        return []
+    from crystal_campaign.relax import mace
+
+    return mace.prefetch(settings)
 
 
 __all__ = [

@@ -77,44 +77,74 @@ def rmsd_angstrom(generated: Structure, relaxed: Structure) -> float:
     return (MAX_RMSD if match is None else match[0]) / normalisation
 
 
-def relax_with_ase(
-    structure: Structure, calculator, fmax: float, max_steps: int, relax_cell: bool, max_volume_ratio: float
-) -> RelaxResult:
-    """FIRE (with a Frechet cell filter) until fmax or max_steps; stops a relaxation that explodes."""
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
+def resolve_device(device: str) -> str:
+    """``auto`` is the first GPU when torch sees one, else the CPU; other values pass through."""
+    import torch
 
-    atoms = AseAtomsAdaptor.get_atoms(structure)
-    atoms.calc = calculator
-    initial_volume = atoms.get_volume()
-    target = FrechetCellFilter(atoms) if relax_cell else atoms
-    optimizer = FIRE(target, logfile=None)
-    converged = False
-    for converged in optimizer.irun(fmax=fmax, steps=max_steps):  # noqa: B007 - last value wanted
-        energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-        ratio = atoms.get_volume() / initial_volume
-        if not (math.isfinite(energy) and np.isfinite(forces).all()):
-            return RelaxResult("failed", n_steps=optimizer.nsteps, reason="non-finite energy or forces")
-        if not 1 / max_volume_ratio <= ratio <= max_volume_ratio:
-            return RelaxResult(
-                "failed",
-                n_steps=optimizer.nsteps,
-                volume_ratio=ratio,
-                reason=f"exploded: volume changed by a factor {ratio:.3g}",
-            )
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def explosion(
+    energy: float, forces: np.ndarray, volume_ratio: float, max_volume_ratio: float
+) -> RelaxResult | None:
+    """A failed result when the relaxation has blown up (non-finite values or runaway volume), else None."""
+    if not (math.isfinite(energy) and np.isfinite(forces).all()):
+        return RelaxResult("failed", reason="non-finite energy or forces")
+    if not 1 / max_volume_ratio <= volume_ratio <= max_volume_ratio:
+        return RelaxResult(
+            "failed",
+            volume_ratio=volume_ratio,
+            reason=f"exploded: volume changed by a factor {volume_ratio:.3g}",
+        )
+    return None
+
+
+def finished(
+    initial: Structure, atoms, energy: float, forces: np.ndarray, n_steps: int, converged: bool, ratio: float
+) -> RelaxResult:
+    """The result row of a relaxation that ended normally (converged or out of steps)."""
     relaxed = AseAtomsAdaptor.get_structure(atoms)
     return RelaxResult(
         "converged" if converged else "unconverged",
         structure=relaxed,
         energy=energy,
         energy_per_atom=energy / len(atoms),
-        n_steps=optimizer.nsteps,
+        n_steps=n_steps,
         converged=bool(converged),
         max_force=float(np.sqrt((forces**2).sum(axis=1)).max()),
         volume_ratio=ratio,
-        rmsd=rmsd_angstrom(structure, relaxed),
+        rmsd=rmsd_angstrom(initial, relaxed),
     )
+
+
+def fire_optimizer(atoms, relax_cell: bool):
+    """ASE FIRE on the atoms, through a Frechet cell filter when the cell relaxes too."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    return FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
+
+
+def relax_with_ase(
+    structure: Structure, calculator, fmax: float, max_steps: int, relax_cell: bool, max_volume_ratio: float
+) -> RelaxResult:
+    """FIRE (with a Frechet cell filter) until fmax or max_steps; stops a relaxation that explodes."""
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator
+    initial_volume = atoms.get_volume()
+    optimizer = fire_optimizer(atoms, relax_cell)
+    converged = False
+    for converged in optimizer.irun(fmax=fmax, steps=max_steps):  # noqa: B007 - last value wanted
+        energy = atoms.get_potential_energy()
+        forces = atoms.get_forces()
+        ratio = atoms.get_volume() / initial_volume
+        failure = explosion(energy, forces, ratio, max_volume_ratio)
+        if failure is not None:
+            failure.n_steps = optimizer.nsteps
+            return failure
+    return finished(structure, atoms, energy, forces, optimizer.nsteps, converged, ratio)
 
 
 def relax_one(structure: Structure, relax) -> RelaxResult:
@@ -123,6 +153,22 @@ def relax_one(structure: Structure, relax) -> RelaxResult:
         return relax(structure)
     except Exception as error:  # a potential can fail in many ways; one structure never stops a batch
         return RelaxResult("failed", reason=f"relaxation error: {type(error).__name__}: {error}")
+
+
+def relax_each(structures: list[Structure], calculator, settings: dict) -> list[RelaxResult]:
+    """The per-structure loop: one ASE relaxation after another with the same calculator."""
+
+    def relax(structure: Structure) -> RelaxResult:
+        return relax_with_ase(
+            structure,
+            calculator,
+            settings["fmax"],
+            settings["max_steps"],
+            settings["relax_cell"],
+            settings["max_volume_ratio"],
+        )
+
+    return [relax_one(structure, relax) for structure in structures]
 
 
 class NoRelaxer:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
-from pymatgen.core import Structure
+import numpy as np
+from ase import Atoms, units
+from ase.stress import full_3x3_to_voigt_6_stress
+from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.io import file_sha256
-from crystal_campaign.relax.base import RelaxResult, relax_one, relax_with_ase
+from crystal_campaign.relax.base import resolve_device
+from crystal_campaign.relax.batched import PotentialRelaxer
 
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+DEFAULT_MODEL = "0.3.0"
 
 
 def checkpoint_file(model: str) -> Path:
@@ -33,35 +29,41 @@ def checkpoint_file(model: str) -> Path:
     return matches[0]
 
 
-class ChgnetRelaxer:
+class ChgnetPotential:
+    """Energies, forces and stresses of many structures from one batched CHGNet call."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def evaluate(self, atoms: list[Atoms]) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        graphs = [self.model.graph_converter(AseAtomsAdaptor.get_structure(a)) for a in atoms]
+        predictions = self.model.predict_graph(graphs, task="efs", batch_size=len(graphs))
+        if isinstance(predictions, dict):  # one graph in, one dict out
+            predictions = [predictions]
+        per_atom = len if self.model.is_intensive else lambda _: 1
+        return [
+            (
+                float(p["e"]) * per_atom(a),
+                np.asarray(p["f"], dtype=float),
+                full_3x3_to_voigt_6_stress(np.asarray(p["s"], dtype=float) * units.GPa),
+            )
+            for a, p in zip(atoms, predictions, strict=True)
+        ]
+
+
+class ChgnetRelaxer(PotentialRelaxer):
     def __init__(self, settings: dict) -> None:
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
-        self._settings = settings
-        self.device = resolve_device(settings["device"])
-        self.checkpoint = checkpoint_file(settings["model"])
-        if Path(settings["model"]).is_file():
-            model = CHGNet.from_file(str(self.checkpoint))
+        device = resolve_device(settings["device"])
+        model_name = settings.get("model_path") or settings.get("model") or DEFAULT_MODEL
+        checkpoint = checkpoint_file(model_name)
+        if Path(model_name).is_file():
+            model = CHGNet.from_file(str(checkpoint))
         else:
-            model = CHGNet.load(model_name=settings["model"], use_device=self.device, verbose=False)
-        self.calculator = CHGNetCalculator(model=model, use_device=self.device)
-
-    def settings(self) -> dict:
-        return {
-            **self._settings,
-            "device": self.device,
-            "checkpoint": self.checkpoint.name,
-            "checkpoint_sha256": file_sha256(self.checkpoint),
-        }
-
-    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
-        relax = partial(
-            relax_with_ase,
-            calculator=self.calculator,
-            fmax=self._settings["fmax"],
-            max_steps=self._settings["max_steps"],
-            relax_cell=self._settings["relax_cell"],
-            max_volume_ratio=self._settings["max_volume_ratio"],
+            model = CHGNet.load(model_name=model_name, use_device=device, verbose=False)
+        calculator = CHGNetCalculator(model=model, use_device=device)
+        super().__init__(
+            settings, device, model_name, checkpoint, calculator, ChgnetPotential(calculator.model)
         )
-        return [relax_one(structure, relax) for structure in structures]

@@ -1,0 +1,239 @@
+"""MACE relaxation through the real loading paths, batched vs per-structure, memory splits, explosions."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from conftest import Campaign, rock_salt
+from crystal_campaign import io, relax
+from crystal_campaign.relax.batched import pack_by_atom_count
+
+pytest.importorskip("mace")
+pytest.importorskip("chgnet")  # labels the tiny model's training cells
+
+from tiny_mace import train_tiny_mace
+
+SETTINGS = {"backend": "mace", "dtype": "float64", "fmax": 0.05, "max_steps": 150, "device": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return train_tiny_mace(tmp_path_factory.mktemp("tiny_mace"))
+
+
+def rattled(cation: str, anion: str, a: float, supercell: tuple[int, int, int], seed: int) -> Structure:
+    structure = rock_salt(a, (cation, anion)).get_primitive_structure() * supercell
+    for index, shift in enumerate(np.random.default_rng(seed).normal(0, 0.08, (len(structure), 3))):
+        structure.translate_sites([index], shift, frac_coords=False)
+    return structure
+
+
+def known_crystals() -> list[Structure]:
+    """Rattled and strained rock salts of 2 to 8 atoms."""
+    return [
+        rattled("Na", "Cl", 5.9, (2, 1, 1), 0),
+        rattled("Mg", "O", 4.3, (2, 2, 1), 1),
+        rattled("K", "Cl", 6.1, (2, 1, 1), 2),
+        rattled("Na", "Cl", 5.5, (1, 1, 1), 3),
+        rattled("Mg", "O", 4.1, (2, 2, 1), 4),
+        rattled("K", "Cl", 6.5, (1, 1, 2), 5),
+    ]
+
+
+def mace_relaxer(model: Path, **changes):
+    return relax.get_relaxer({**SETTINGS, "model_path": str(model), **changes})
+
+
+class ForwardCounter:
+    """Counts forward calls of a torch model and the structures in each, through a forward hook."""
+
+    def __init__(self, model: torch.nn.Module, fail_above_atoms: int | None = None) -> None:
+        self.graphs_per_call: list[int] = []
+        self.fail_above_atoms = fail_above_atoms
+        self.handle = model.register_forward_pre_hook(self.before_forward)
+
+    def before_forward(self, module, args) -> None:
+        (data,) = args[:1]
+        if self.fail_above_atoms is not None and len(data["positions"]) > self.fail_above_atoms:
+            raise torch.OutOfMemoryError("CUDA out of memory (forced by the test's memory limit)")
+        self.graphs_per_call.append(len(data["ptr"]) - 1)
+
+
+@pytest.fixture(scope="module")
+def per_structure(tiny_model):
+    return mace_relaxer(tiny_model, batched=False).relax(known_crystals())
+
+
+def assert_same_relaxations(results, expected) -> None:
+    """Same statuses and steps; energies and positions equal up to float64 summation order."""
+    assert len(results) == len(expected)
+    for a, b in zip(results, expected, strict=True):
+        assert (a.status, a.n_steps) == (b.status, b.n_steps)
+        assert a.energy == pytest.approx(b.energy, abs=1e-9)
+        assert np.allclose(a.structure.cart_coords, b.structure.cart_coords, atol=1e-7)
+
+
+def test_batched_and_per_structure_relaxation_agree(tiny_model, per_structure):
+    batched = mace_relaxer(tiny_model, batched=True).relax(known_crystals())
+    assert sum(r.n_steps > 10 for r in per_structure) >= 3  # real relaxations, not stops at step 0
+    for alone, together in zip(per_structure, batched, strict=True):
+        assert together.status == alone.status and together.converged == alone.converged
+        assert together.energy_per_atom == pytest.approx(alone.energy_per_atom, abs=1e-4)
+        assert abs(together.n_steps - alone.n_steps) <= 2
+        assert together.max_force <= SETTINGS["fmax"]
+
+
+def test_one_model_call_per_optimizer_step_per_sub_batch(tiny_model):
+    structures = known_crystals()
+    sizes = [len(s) for s in structures]
+    relaxer = mace_relaxer(tiny_model, memory_budget_mb=40, memory_per_atom_mb=2.0)  # <= 20 atoms per call
+    groups = pack_by_atom_count(sizes, 20)
+    assert len(groups) >= 2
+    counter = ForwardCounter(relaxer.potential.model)
+    results = relaxer.relax(structures)
+    counter.handle.remove()
+    # each sub-batch: one call for the start and one per step of its longest relaxation
+    expected = [max(results[i].n_steps for i in group) + 1 for group in groups]
+    assert len(counter.graphs_per_call) == sum(expected) == relaxer.last_stats.model_calls
+    assert relaxer.last_stats.sub_batches == len(groups)
+    # finished structures leave the call; the first call of each sub-batch holds all of it
+    first = 0
+    for group, n_calls in zip(groups, expected, strict=True):
+        calls = counter.graphs_per_call[first : first + n_calls]
+        assert calls[0] == len(group) and calls == sorted(calls, reverse=True)
+        first += n_calls
+
+
+def test_tiny_memory_budget_splits_into_sub_batches_with_identical_results(tiny_model, per_structure):
+    whole = mace_relaxer(tiny_model)
+    whole_results = whole.relax(known_crystals())
+    tiny = mace_relaxer(tiny_model, memory_budget_mb=8, memory_per_atom_mb=2.0)  # 4 atoms per call
+    tiny_results = tiny.relax(known_crystals())
+    assert whole.last_stats.sub_batches == 1 and tiny.last_stats.sub_batches >= 3
+    assert_same_relaxations(tiny_results, whole_results)
+
+
+def test_out_of_memory_sub_batch_is_split_and_retried_never_lost(tiny_model, per_structure):
+    relaxer = mace_relaxer(tiny_model)
+    counter = ForwardCounter(relaxer.potential.model, fail_above_atoms=8)
+    results = relaxer.relax(known_crystals())
+    counter.handle.remove()
+    assert relaxer.last_stats.splits >= 3
+    for alone, split in zip(per_structure, results, strict=True):
+        assert split.status == alone.status
+        assert split.energy_per_atom == pytest.approx(alone.energy_per_atom, abs=1e-4)
+    # a structure too large even alone is a failed row with the reason, the others are kept
+    relaxer = mace_relaxer(tiny_model)
+    counter = ForwardCounter(relaxer.potential.model, fail_above_atoms=7)
+    results = relaxer.relax(known_crystals())
+    counter.handle.remove()
+    too_big = [r for r, s in zip(results, known_crystals(), strict=True) if len(s) == 8]
+    assert len(too_big) == 2
+    assert all(
+        r.status == "failed" and r.reason.startswith("out of memory: OutOfMemoryError") for r in too_big
+    )
+    assert sum(r.status == "converged" for r in results) == len(results) - 2
+
+
+def test_exploding_structures_are_stopped_without_stopping_the_batch(tiny_model):
+    on_one_site = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0]])
+    squeezed = rock_salt(4.6).get_primitive_structure()  # expands by more than the allowed factor
+    good = known_crystals()[:3]
+    relaxer = mace_relaxer(tiny_model, max_volume_ratio=1.3)
+    nan, exploded, *kept = relaxer.relax([on_one_site, squeezed, *good])
+    assert (nan.status, nan.reason) == ("failed", "non-finite energy or forces")
+    assert exploded.status == "failed" and exploded.reason.startswith("exploded: volume changed by a factor")
+    assert exploded.n_steps > 0 and exploded.volume_ratio > 1.3
+    assert_same_relaxations(kept, mace_relaxer(tiny_model, max_volume_ratio=1.3).relax(good))
+
+
+def cache_name(url: str) -> str:
+    """The file name mace_mp gives a downloaded model in its cache: the URL's name, alphanumerics and _."""
+    return "".join(c for c in url.rsplit("/", 1)[-1] if c.isalnum() or c == "_")
+
+
+def test_foundation_model_by_name_loads_from_mace_cache_offline(tiny_model, tmp_path, monkeypatch):
+    from mace.calculators.foundations_models import mace_mp_urls
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    settings = {**SETTINGS, "model": "small"}
+    with pytest.raises(RuntimeError, match=r"MACE model 'small' is not in the cache .*relax.model_path"):
+        relax.prefetch(settings)
+    cached = tmp_path / "mace" / cache_name(mace_mp_urls["small"])
+    cached.parent.mkdir(exist_ok=True)
+    shutil.copy(tiny_model, cached)
+    assert relax.prefetch(settings) == [str(cached)]
+    relaxer = relax.get_relaxer(settings)
+    recorded = relaxer.settings()
+    assert recorded["model"] == "small" and recorded["checkpoint"] == cached.name
+    assert recorded["checkpoint_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
+    (result,) = relaxer.relax(known_crystals()[:1])
+    assert result.status == "converged" and math.isfinite(result.energy)
+    assert relax.prefetch({**settings, "model_path": str(tiny_model)}) == []
+
+
+def prefill_cache(cache_home: Path, model: Path, name: str) -> Path:
+    """Put ``model`` where mace_mp looks for the named foundation model under $XDG_CACHE_HOME."""
+    from mace.calculators.foundations_models import mace_mp_urls
+
+    cached = cache_home / "mace" / cache_name(mace_mp_urls[name])
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, cached)
+    return cached
+
+
+@pytest.mark.workflow
+def test_campaign_relaxes_with_mace_by_name_and_by_file(tiny_model, tmp_path, monkeypatch):
+    crystals = tmp_path / "campaign" / "crystals"
+    crystals.mkdir(parents=True)
+    for index, structure in enumerate(known_crystals()[:4]):
+        structure.to(filename=str(crystals / f"crystal_{index}.cif"))
+    cached = prefill_cache(tmp_path / "cache", tiny_model, "small")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # snakemake and its jobs inherit it
+    config = {
+        "campaign": "mace",
+        "generators": [{"name": "known", "backend": "import", "paths": ["crystals"], "batch_size": 4}],
+        "relax": {**SETTINGS, "model": "small", "memory_budget_mb": 24, "memory_per_atom_mb": 2.0},
+    }
+    campaign = Campaign(tmp_path / "campaign", config)
+    campaign.snakemake("prefetch")
+    assert io.read_json(campaign.results / "prefetch.json")["fetched"] == [f"relax: {cached}"]
+    campaign.snakemake()
+
+    relaxed = campaign.results / "relaxed" / "known" / "0000.jsonl.gz"
+    recorded = io.read_json(io.sidecar_path(relaxed))["relaxer"]
+    sha256 = hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert (recorded["backend"], recorded["model"], recorded["checkpoint_sha256"]) == (
+        "mace",
+        "small",
+        sha256,
+    )
+    by_name = io.read_records(str(relaxed))
+    assert [r["status"] for r in by_name] == ["converged"] * 4
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")
+    assert (summary["relaxer"] == f"mace small {sha256[:12]}").all()
+    table, used = io.read_table(campaign.results / "metrics" / "structures.parquet")
+    assert used["relax"][0]["checkpoint_sha256"] == sha256 and (table["status"] == "converged").all()
+
+    # the same file as a local model: the per-structure loop through MACECalculator, same answers
+    by_file = Campaign(
+        tmp_path / "by_file",
+        {**config, "relax": {**config["relax"], "model_path": str(tiny_model), "batched": False}},
+    )
+    shutil.copytree(crystals, tmp_path / "by_file" / "crystals")
+    by_file.snakemake(str(relaxed.relative_to(campaign.root)))
+    file_records = io.read_records(str(by_file.root / relaxed.relative_to(campaign.root)))
+    for a, b in zip(by_name, file_records, strict=True):
+        assert b["status"] == "converged" and abs(a["n_steps"] - b["n_steps"]) <= 2
+        assert b["energy_per_atom"] == pytest.approx(a["energy_per_atom"], abs=1e-4)
+    recorded = io.read_json(io.sidecar_path(by_file.root / relaxed.relative_to(campaign.root)))["relaxer"]
+    assert (recorded["model"], recorded["checkpoint_sha256"]) == (str(tiny_model), sha256)
