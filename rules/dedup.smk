@@ -1,17 +1,48 @@
-rule dedup:
+from crystal_campaign.matching import dedup_shards
+
+# Fixed hash shards: a structure's shard is the hash of its chemical system, which never splits a
+# match bucket, so shards are exact and known when the DAG is built (no checkpoint re-evaluation).
+DEDUP_SHARDS = range(dedup_shards(config["matching"]))
+# Order in which earlier runs walked the structures: read by the shards, rewritten by the merge.
+# It is state, not an output, so Snakemake never deletes it; it keeps class ids stable under growth.
+WALK_ORDER = f"{RESULTS}/dedup/walk_order.txt"
+
+
+rule dedup_shard:
     input:
         campaign_files("relaxed", ".jsonl.gz"),
     output:
-        f"{RESULTS}/dedup/classes.parquet",
+        f"{RESULTS}/dedup/shards/{{shard}}.parquet",
     params:
         matching=config["matching"],
+        walk_order=WALK_ORDER,
+    log:
+        f"{RESULTS}/logs/dedup/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dedup/{{shard}}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/dedup_shard.py"
+
+
+rule dedup:
+    input:
+        expand(f"{RESULTS}/dedup/shards/{{shard}}.parquet", shard=DEDUP_SHARDS),
+    output:
+        f"{RESULTS}/dedup/classes.parquet",
+    params:
+        walk_order=WALK_ORDER,
     log:
         f"{RESULTS}/logs/dedup.log",
     benchmark:
         f"{RESULTS}/benchmarks/dedup.tsv"
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/campaign.yaml"
     script:
