@@ -202,7 +202,8 @@ def near_tolerance(structure: Structure, rng: np.random.Generator, factor: float
         a, b, c, alpha, beta, gamma = copy.lattice.parameters
         angles = np.array([alpha, beta, gamma])
         angles[rng.integers(3)] += rng.choice([-1, 1]) * factor * MATCHER.angle_tol
-        copy = Structure(Lattice.from_parameters(a, b, c, *angles), [x.species for x in copy], copy.frac_coords)
+        sheared = Lattice.from_parameters(a, b, c, *angles)
+        copy = Structure(sheared, [site.species for site in copy], copy.frac_coords)
     else:
         step = rng.normal(size=3)
         step *= factor * MATCHER.stol * (copy.volume / len(copy)) ** (1 / 3) / np.linalg.norm(step)

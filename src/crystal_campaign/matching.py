@@ -146,7 +146,13 @@ class AlloyMatcher(StructureMatcher):
         )
         return close and loose(self, first.structure, second.structure, skip_structure_reduction=True)
 
-    def fit(self, struct1: Structure, struct2: Structure, symmetric: bool = False, skip_structure_reduction: bool = False) -> bool:  # noqa: E501
+    def fit(
+        self,
+        struct1: Structure,
+        struct2: Structure,
+        symmetric: bool = False,
+        skip_structure_reduction: bool = False,
+    ) -> bool:
         if symmetric or skip_structure_reduction:
             raise ValueError("AlloyMatcher.fit compares raw structures; use fit_reduced for reduced ones")
         return self.fit_reduced(reduce_structure(self, struct1), reduce_structure(self, struct2))

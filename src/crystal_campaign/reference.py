@@ -179,7 +179,8 @@ def run_novelty_job(
     """Per structure: novel unless a reference structure matches it (``reduced_path``: the reduced
     reference from ``reduce_reference``; reduced here when not given)."""
     counter = MatchCounter(build_matcher(matching))
-    index = ReferenceIndex(reference_path, counter, None if reduced_path is None else load_reduced(reduced_path))
+    reduced = None if reduced_path is None else load_reduced(reduced_path)
+    index = ReferenceIndex(reference_path, counter, reduced)
     rows = []
     for record in io.read_records(relaxed_path):
         structure = record["structure"]
