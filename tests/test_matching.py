@@ -23,6 +23,7 @@ from crystal_campaign.matching import (
     run_dedup_shard_job,
     successive_minima,
 )
+from crystal_campaign.reference import ReferenceIndex, cached_reduced_reference, load_reduced
 
 MATCHER = build_matcher()
 
@@ -363,3 +364,32 @@ def test_disordered_classes_equal_unpruned_walk():
         expected.append(next((i for i in first_leaders if counter.fit(reduced[i], reduced[j])), j))
     assert leaders == expected
     assert len(set(leaders)) < len(base) + 20
+
+
+def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
+    """Reduced once per snapshot and matcher: a disordered reference alloy makes an ordering of it known
+    under ``disordered`` only, and a reduction made for one matcher is refused by the other."""
+    solid_solution = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(3.58), [{"Cu": 0.5, "Ni": 0.5}], [[0] * 3]
+    )
+    path = tmp_path / "reference.jsonl.gz"
+    io.write_records(
+        path,
+        [
+            io.structure_record("ref:salt", 0, rock_salt(), None),
+            io.structure_record("ref:cuni", 1, solid_solution, None),
+            io.structure_record("ref:rutile", 2, rutile(), None),
+        ],
+    )
+    ordering = alloy(["Cu", "Ni", "Cu", "Ni", "Ni", "Ni", "Cu", "Cu"], 3.55)
+    for settings, expected in (({}, None), ({"matcher": "disordered"}, "ref:cuni")):
+        cached = cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))
+        assert cached == cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))  # reused
+        index = ReferenceIndex(str(path), MatchCounter(build_matcher(settings)), load_reduced(cached))
+        assert index.first_match(ordering) == expected
+        assert index.first_match(rotated(rutile()) * (1, 1, 2)) == "ref:rutile"
+        assert index.first_match(anatase()) is None
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    ordered_reduction = load_reduced(cached_reduced_reference(str(path), {}, str(tmp_path / "cache")))
+    with pytest.raises(ValueError, match="another reference snapshot or matcher"):
+        ReferenceIndex(str(path), MatchCounter(build_matcher({"matcher": "disordered"})), ordered_reduction)
