@@ -116,7 +116,8 @@ def reduced_reference(reference_path: str, matching: dict, processes: int = 1) -
     chunks = [structures[i : i + 500] for i in range(0, len(structures), 500)]
     work = functools.partial(_reduce_dicts, matching)
     if processes > 1:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        # fork: a spawned worker would re-run the unguarded Snakemake script that called us
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
             reduced = [r for chunk in pool.imap(work, chunks) for r in chunk]
     else:
         reduced = [r for chunk in map(work, chunks) for r in chunk]
