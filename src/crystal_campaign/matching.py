@@ -618,7 +618,8 @@ def run_dedup_shard_job(
 def run_dedup_merge_job(shard_paths: Sequence[str], output_path: str, walk_order_path: str) -> None:
     """All shards in campaign order; records the walk order so later runs keep every class id."""
     shards = [io.read_table(path) for path in shard_paths]
-    table = pd.concat([t for t, _ in shards], ignore_index=True).sort_values("position")
+    frames = [t for t, _ in shards if len(t)] or [shards[0][0]]  # empty shards carry no dtypes
+    table = pd.concat(frames, ignore_index=True).sort_values("position")
     ids = table["id"].tolist()
     walk = [ids[p] for p in walk_order(ids, read_walk_order(walk_order_path))]
     settings = {
