@@ -8,9 +8,31 @@ DEDUP_SHARDS = range(dedup_shards(config["matching"]))
 WALK_ORDER = f"{RESULTS}/dedup/walk_order.txt"
 
 
+# Each relaxed batch reduced once (primitive Niggli cell: the expensive part of matching), read by
+# the dedup shards and the batch's novelty job.
+rule reduce:
+    input:
+        f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
+    output:
+        f"{RESULTS}/reduced/{{generator}}/{{batch}}.pkl",
+    params:
+        matching=MATCHER_SETTINGS,
+    log:
+        f"{RESULTS}/logs/reduce/{{generator}}/{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/reduce/{{generator}}/{{batch}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/reduce.py"
+
+
 rule dedup_shard:
     input:
-        campaign_files("relaxed", ".jsonl.gz"),
+        campaign_files("reduced", ".pkl"),
     output:
         f"{RESULTS}/dedup/shards/{{shard}}.parquet",
     params:

@@ -50,6 +50,7 @@ rule novelty:
         structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
         reference=rules.reference.output.structures,
         reduced=rules.reference_reduced.output[0],
+        batch_reduced=f"{RESULTS}/reduced/{{generator}}/{{batch}}.pkl",
     output:
         f"{RESULTS}/novelty/{{generator}}/{{batch}}.parquet",
     params:

@@ -9,4 +9,5 @@ with io.log_to(snakemake.log[0]):
         snakemake.output[0],
         snakemake.params.matching,
         reduced_path=snakemake.input.reduced,
+        batch_reduced_path=snakemake.input.batch_reduced,
     )

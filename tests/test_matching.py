@@ -21,6 +21,7 @@ from crystal_campaign.matching import (
     reduce_structure,
     run_dedup_merge_job,
     run_dedup_shard_job,
+    run_reduce_job,
     successive_minima,
 )
 from crystal_campaign.reference import ReferenceIndex, cached_reduced_reference, load_reduced
@@ -302,16 +303,20 @@ def test_sharded_dedup_equals_one_job(tmp_path):
     records.insert(7, io.structure_record("g0/failed", 999, None, "relaxation failed", generator="g0"))
     batch = tmp_path / "relaxed.jsonl.gz"
     io.write_records(batch, records)
+    reduced = str(tmp_path / "reduced.pkl")
+    run_reduce_job(str(batch), reduced, {})
     walk_path = str(tmp_path / "walk_order.txt")
     shard_paths = [str(tmp_path / f"{k}.parquet") for k in range(3)]
     for k, path in enumerate(shard_paths):
-        run_dedup_shard_job([str(batch)], path, {"shards": 3}, k, walk_path)
+        run_dedup_shard_job([reduced], path, {"shards": 3}, k, walk_path)
     run_dedup_merge_job(shard_paths, str(tmp_path / "classes.parquet"), walk_path)
     merged, settings = io.read_table(tmp_path / "classes.parquet")
     single, calls, walk = dedup_table(io.read_records(batch), MATCHER)
     pd.testing.assert_frame_equal(merged, single)
     assert settings["shards"] == 3 and settings["fit_calls"] == calls
     assert (tmp_path / "walk_order.txt").read_text().split() == walk
+    with pytest.raises(ValueError, match="another matcher"):
+        run_dedup_shard_job([reduced], shard_paths[0], {"ltol": 0.3}, 0, walk_path)
 
 
 def alloy(species: list[str], a: float = 3.6) -> Structure:

@@ -35,10 +35,9 @@ Reduced structures are computed once per structure (the reference's once per sna
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import itertools
-import json
+import pickle
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -525,19 +524,29 @@ def shard_of(chemsys: str, shards: int) -> int:
     return int.from_bytes(hashlib.sha256(chemsys.encode()).digest()[:8], "big") % shards
 
 
+def reduced_of(record: dict, matcher: StructureMatcher) -> Reduced | None:
+    """A record's ``reduced`` if it has one, else its ``structure`` reduced (None if no structure)."""
+    if "reduced" in record:
+        return record["reduced"]
+    return None if record["structure"] is None else reduce_structure(matcher, record["structure"])
+
+
 def dedup_table(
     records: Sequence[dict], matcher: StructureMatcher, walked_before: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, int, list[str]]:
     """Match classes of evaluated structures, per generator and across all; the new walk order.
 
-    ``records`` must be in campaign order (config order, batch index, index in batch); the walk
-    follows ``walk_order(ids, walked_before)``. A class is named by its leader's id. ``shared``
-    marks a generator-unique structure whose class across all generators also holds a structure
-    of another generator. Rows come in campaign order.
+    ``records`` (``id``, ``generator``, and ``reduced`` from ``run_reduce_job`` or ``structure``;
+    None when not evaluated) must be in campaign order (config order, batch index, index in
+    batch); the walk follows ``walk_order(ids, walked_before)``. A class is named by its leader's
+    id. ``shared`` marks a generator-unique structure whose class across all generators also holds
+    a structure of another generator. Rows come in campaign order.
     """
     counter = MatchCounter(matcher)
-    evaluated = [r for r in records if r["structure"] is not None]
-    reduced = [reduce_structure(matcher, r["structure"]) for r in evaluated]
+    evaluated = [r for r in records if (r["reduced"] if "reduced" in r else r["structure"]) is not None]
+    reduced = [
+        r["reduced"] if "reduced" in r else reduce_structure(matcher, r["structure"]) for r in evaluated
+    ]
     order = walk_order([r["id"] for r in evaluated], walked_before)
 
     def fit(i: int, j: int) -> bool:
@@ -574,26 +583,47 @@ def dedup_shards(matching: dict) -> int:
     return 1 if options["matcher"] == "disordered" else options["shards"]
 
 
-def _chemsys_of(structure: dict) -> str:
-    return "-".join(sorted({sp["element"] for site in structure["sites"] for sp in site["species"]}))
+def run_reduce_job(relaxed_path: str, output_path: str, matching: dict) -> None:
+    """Reduce every structure of a relaxed batch once, for dedup and novelty alike: a pickle of
+    records (``id``, ``generator``, ``reduced``: a ``Reduced`` or None) and the matcher settings."""
+    matcher = build_matcher(matching)
+    records = [
+        {
+            "id": record["id"],
+            "generator": record.get("generator"),
+            "reduced": None
+            if record["structure"] is None
+            else reduce_structure(matcher, record["structure"]),
+        }
+        for record in io.read_records(relaxed_path)
+    ]
+    with io.atomic_path(output_path) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(
+            {"matcher": matcher_settings(matcher), "records": records}, handle, pickle.HIGHEST_PROTOCOL
+        )
 
 
-def shard_records(relaxed_paths: Sequence[str], shard: int, shards: int) -> list[dict]:
-    """Evaluated records of one shard, in campaign order, each with its campaign ``position``.
+def read_reduced_batch(path: str | Path, matcher: StructureMatcher) -> list[dict]:
+    """Records of a ``run_reduce_job`` file; refuses one made with other matcher settings."""
+    with open(path, "rb") as handle:
+        payload = pickle.load(handle)
+    if payload["matcher"] != matcher_settings(matcher):
+        raise ValueError(f"{path} was reduced with another matcher: {payload['matcher']}")
+    return payload["records"]
 
-    The shard is read from the structure's JSON (its elements) before parsing it into pymatgen.
-    """
+
+def shard_records(
+    reduced_paths: Sequence[str], matcher: StructureMatcher, shard: int, shards: int
+) -> list[dict]:
+    """Evaluated records of one shard, in campaign order, each with its campaign ``position``."""
     records, position = [], 0
-    for path in relaxed_paths:
-        with gzip.open(path, "rt") as handle:
-            for line in handle:
-                record = json.loads(line) if line.strip() else None
-                if record is None or record.get("structure") is None:
-                    continue
-                if shard_of(_chemsys_of(record["structure"]), shards) == shard:
-                    record["structure"] = Structure.from_dict(record["structure"])
-                    records.append({**record, "position": position})
-                position += 1
+    for path in reduced_paths:
+        for record in read_reduced_batch(path, matcher):
+            if record["reduced"] is None:
+                continue
+            if shard_of(record["reduced"].chemsys, shards) == shard:
+                records.append({**record, "position": position})
+            position += 1
     return records
 
 
@@ -604,12 +634,12 @@ def read_walk_order(path: str | Path) -> list[str]:
 
 
 def run_dedup_shard_job(
-    relaxed_paths: Sequence[str], output_path: str, matching: dict, shard: int, walk_order_path: str
+    reduced_paths: Sequence[str], output_path: str, matching: dict, shard: int, walk_order_path: str
 ) -> None:
     """Classes of the structures whose chemical system hashes to ``shard``: exact, since buckets
     (equal composition hashes) never span two chemical systems."""
     matcher = build_matcher(matching)
-    records = shard_records(relaxed_paths, shard, dedup_shards(matching))
+    records = shard_records(reduced_paths, matcher, shard, dedup_shards(matching))
     table, calls, _ = dedup_table(records, matcher, read_walk_order(walk_order_path))
     table.insert(1, "position", [r["position"] for r in records])
     io.write_table(output_path, table, {"matcher": matcher_settings(matcher), "fit_calls": calls})

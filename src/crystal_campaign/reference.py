@@ -30,6 +30,7 @@ from crystal_campaign.matching import (
     build_matcher,
     matcher_options,
     matcher_settings,
+    read_reduced_batch,
     reduce_structure,
     settings_key,
 )
@@ -170,25 +171,44 @@ class ReferenceIndex:
 
     def first_match(self, structure: Structure) -> str | None:
         """Label of the first reference structure matching ``structure``, or None if it is novel."""
-        hit = self.pool.first_match(reduce_structure(self.counter.matcher, structure), self.counter)
+        return self.first_match_reduced(reduce_structure(self.counter.matcher, structure))
+
+    def first_match_reduced(self, reduced: Reduced) -> str | None:
+        hit = self.pool.first_match(reduced, self.counter)
         return None if hit is None else self.labels[hit]
 
 
 def run_novelty_job(
-    relaxed_path: str, reference_path: str, output_path: str, matching: dict, reduced_path: str | None = None
+    relaxed_path: str,
+    reference_path: str,
+    output_path: str,
+    matching: dict,
+    reduced_path: str | None = None,
+    batch_reduced_path: str | None = None,
 ) -> None:
-    """Per structure: novel unless a reference structure matches it (``reduced_path``: the reduced
-    reference from ``reduce_reference``; reduced here when not given)."""
+    """Per structure: novel unless a reference structure matches it. ``reduced_path``: the reduced
+    reference (``reduce_reference``); ``batch_reduced_path``: the batch reduced by
+    ``matching.run_reduce_job``; each is reduced here when not given."""
     counter = MatchCounter(build_matcher(matching))
     reduced = None if reduced_path is None else load_reduced(reduced_path)
     index = ReferenceIndex(reference_path, counter, reduced)
+    if batch_reduced_path is None:
+        records = [
+            {
+                **r,
+                "reduced": None
+                if r["structure"] is None
+                else reduce_structure(counter.matcher, r["structure"]),
+            }
+            for r in io.read_records(relaxed_path)
+        ]
+    else:
+        records = read_reduced_batch(batch_reduced_path, counter.matcher)
     rows = []
-    for record in io.read_records(relaxed_path):
-        structure = record["structure"]
-        match = None if structure is None else index.first_match(structure)
-        rows.append(
-            {"id": record["id"], "novel": structure is not None and match is None, "reference_match": match}
-        )
+    for record in records:
+        evaluated = record["reduced"] is not None
+        match = index.first_match_reduced(record["reduced"]) if evaluated else None
+        rows.append({"id": record["id"], "novel": evaluated and match is None, "reference_match": match})
     table = pd.DataFrame(rows, columns=["id", "novel", "reference_match"])
     io.write_table(
         output_path,
