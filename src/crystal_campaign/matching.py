@@ -502,12 +502,16 @@ def leader_classes(
 
 def group_indices(structures: Sequence[Structure], matcher: StructureMatcher) -> tuple[list[int], int]:
     """Class leader index per structure (the classes of ``group_structures``) and the fit calls made."""
+    return group_reduced([reduce_structure(matcher, s) for s in structures], matcher)
+
+
+def group_reduced(reduced: Sequence[Reduced], matcher: StructureMatcher) -> tuple[list[int], int]:
+    """``group_indices`` of structures reduced already."""
     counter = MatchCounter(matcher)
-    reduced = [reduce_structure(matcher, s) for s in structures]
     classes = leader_classes(
         reduced, lambda i, j: counter.screened_fit(reduced[i], reduced[j]), ltol=matcher.ltol
     )
-    return [classes[i] for i in range(len(structures))], counter.calls
+    return [classes[i] for i in range(len(reduced))], counter.calls
 
 
 def walk_order(ids: Sequence[str], walked_before: Sequence[str] = ()) -> list[int]:
