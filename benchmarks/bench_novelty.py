@@ -174,6 +174,8 @@ def cache_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 def build_inputs(args: argparse.Namespace) -> None:
     """Write the reference snapshot (batch format) and the generated structures, if not cached."""
     reference_path, generated_path = cache_paths(args)
+    if generated_path.exists():
+        return
     rng = np.random.default_rng(args.seed)
     bases = templates(Path(args.cifs), args.max_template_sites)
     CACHE.mkdir(exist_ok=True)
@@ -184,8 +186,6 @@ def build_inputs(args: argparse.Namespace) -> None:
         )
         io.write_records(reference_path, records)
         io.write_json(io.sidecar_path(reference_path), {"sha256": io.file_sha256(reference_path)})
-    if generated_path.exists():
-        return
     known_sample = sample_reference(reference_path, 0.3 * args.generated / args.reference, rng)
     generated: list[Structure] = []
     for _ in range(args.generated):
