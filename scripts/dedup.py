@@ -1,6 +1,6 @@
-"""Snakemake entry point: match classes across the whole campaign."""
+"""Snakemake entry point: merge the dedup shards into the campaign's class table."""
 
 from crystal_campaign import io, matching
 
 with io.log_to(snakemake.log[0]):
-    matching.run_dedup_job(list(snakemake.input), snakemake.output[0], snakemake.params.matching)
+    matching.run_dedup_merge_job(list(snakemake.input), snakemake.output[0], snakemake.params.walk_order)

@@ -4,5 +4,10 @@ from crystal_campaign import io, reference
 
 with io.log_to(snakemake.log[0]):
     reference.run_novelty_job(
-        snakemake.input.structures, snakemake.input.reference, snakemake.output[0], snakemake.params.matching
+        snakemake.input.structures,
+        snakemake.input.reference,
+        snakemake.output[0],
+        snakemake.params.matching,
+        reduced_path=snakemake.input.reduced,
+        batch_reduced_path=snakemake.input.batch_reduced,
     )

@@ -53,6 +53,10 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
             "matching.stol: 'loose' is not allowed; allowed: type number, > 0, <= 1",
         ),
         (
+            lambda c: c["matching"].update(matcher="fuzzy"),
+            "matching.matcher: 'fuzzy' is not allowed; allowed: ordered, disordered",
+        ),
+        (
             lambda c: c["generators"][1].update(name="rss"),
             "generators[1].name: duplicate generator name 'rss'; allowed: unique names",
         ),

@@ -1,12 +1,30 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
 
 from conftest import rock_salt
-from crystal_campaign.matching import build_matcher, dedup_table, group_indices
+from crystal_campaign import io
+from crystal_campaign.matching import (
+    AlloyMatcher,
+    MatchCounter,
+    build_matcher,
+    dedup_table,
+    group_indices,
+    lattice_may_map,
+    may_fit,
+    reduce_structure,
+    run_dedup_merge_job,
+    run_dedup_shard_job,
+    run_reduce_job,
+    successive_minima,
+)
+from crystal_campaign.reference import ReferenceIndex, cached_reduced_reference, load_reduced
 
 MATCHER = build_matcher()
 
@@ -95,7 +113,7 @@ def test_dedup_per_generator_and_across_generators():
         record("b", 2, rock_salt()),
         record("b", 3, permuted(rock_salt())),
     ]
-    table, calls = dedup_table(records, MATCHER)
+    table, calls, walk = dedup_table(records, MATCHER)
     rows = table.set_index("id")
     assert list(rows.index) == ["a-0", "a-1", "a-2", "b-0", "b-2", "b-3"]
     assert rows["class_generator"].to_dict() == {
@@ -118,3 +136,265 @@ def test_dedup_per_generator_and_across_generators():
         "b-3": False,
     }
     assert calls > 0
+    assert walk == list(rows.index)  # a fresh campaign is walked in campaign order
+
+
+def group_structures_leaders(structures: list[Structure], matcher) -> list[int]:
+    """Leader index per structure from pymatgen's own ``group_structures`` (the reference answer)."""
+    position = {id(s): i for i, s in enumerate(structures)}
+    leaders = [-1] * len(structures)
+    for group in matcher.group_structures(structures):
+        for member in group:
+            leaders[position[id(member)]] = position[id(group[0])]
+    return leaders
+
+
+def random_crystal(rng: np.random.Generator, species: list[str]) -> Structure:
+    """A P1 crystal of about 12 A^3 per atom, no two atoms closer than 1.6 A."""
+    while True:
+        lattice = Lattice.from_parameters(*rng.uniform(0.8, 1.25, 3), *rng.uniform(75, 105, 3))
+        structure = Structure(lattice.scale(12.0 * len(species)), species, rng.random((len(species), 3)))
+        distances = structure.distance_matrix[np.triu_indices(len(species), 1)]
+        if distances.min() > 1.6:
+            return structure
+
+
+def prototypes(rng: np.random.Generator) -> dict[str, list[Structure]]:
+    """Distinct parents per formula bucket: symmetric prototypes with random parameters plus P1 crystals."""
+    jitter = lambda: rng.uniform(0.9, 1.1)  # noqa: E731
+    rutile_like = Structure.from_spacegroup(
+        "P4_2/mnm",
+        Lattice.tetragonal(4.6 * jitter(), 2.96 * jitter()),
+        ["Ti", "O"],
+        [[0, 0, 0], [0.3, 0.3, 0]],
+    )
+    perovskite = Structure(
+        Lattice.cubic(3.9),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    buckets = {
+        "TiO2": [rutile_like, anatase()]
+        + [random_crystal(rng, ["Ti", "O", "O"] * k) for k in (1, 1, 1, 2, 2, 2, 2)],
+        "NaCl": [rock_salt(5.6 * jitter()), caesium_chloride_type_nacl()]
+        + [random_crystal(rng, ["Na", "Cl"] * k) for k in (1, 1, 2, 2, 2, 2)],
+        "SrTiO3": [perovskite, strained(perovskite, 0.04)]
+        + [random_crystal(rng, ["Sr", "Ti", "O", "O", "O"]) for _ in range(6)],
+        "CaF2": [
+            Structure.from_spacegroup(
+                "Fm-3m", Lattice.cubic(5.46 * jitter()), ["Ca", "F"], [[0, 0, 0], [0.25] * 3]
+            )
+        ]
+        + [random_crystal(rng, ["Ca", "F", "F"] * k) for k in (1, 1, 1, 2, 2, 2)],
+    }
+    return buckets
+
+
+def near_tolerance(structure: Structure, rng: np.random.Generator, factor: float) -> Structure:
+    """Distorted by ``factor`` times a tolerance: one length (after volume normalisation, ltol),
+    one angle (angle_tol) or one site (stol, in units of (V/n)^(1/3))."""
+    kind = rng.integers(3)
+    copy = structure.copy()
+    if kind == 0:
+        axis = rng.integers(3)
+        strain = np.zeros(3)
+        strain[axis] = (1 + factor * MATCHER.ltol) ** 1.5 - 1  # normalised length ratio 1 + factor*ltol
+        copy.apply_strain(strain)
+    elif kind == 1:
+        a, b, c, alpha, beta, gamma = copy.lattice.parameters
+        angles = np.array([alpha, beta, gamma])
+        angles[rng.integers(3)] += rng.choice([-1, 1]) * factor * MATCHER.angle_tol
+        sheared = Lattice.from_parameters(a, b, c, *angles)
+        copy = Structure(sheared, [site.species for site in copy], copy.frac_coords)
+    else:
+        step = rng.normal(size=3)
+        step *= factor * MATCHER.stol * (copy.volume / len(copy)) ** (1 / 3) / np.linalg.norm(step)
+        copy.translate_sites([int(rng.integers(len(copy)))], step, frac_coords=False)
+    return copy
+
+
+def differential_input(n: int, seed: int) -> list[Structure]:
+    """``n`` structures: parents, duplicates within tolerance, and distortions at 0.8-1.2x a tolerance."""
+    rng = np.random.default_rng(seed)
+    parents = [s for bucket in prototypes(rng).values() for s in bucket]
+    structures = list(parents)
+    while len(structures) < n:
+        parent = parents[rng.integers(len(parents))]
+        roll = rng.random()
+        if roll < 0.3:
+            variant = near_tolerance(parent, rng, rng.uniform(0.8, 1.2))
+        else:
+            variant = near_tolerance(parent, rng, rng.uniform(0.0, 0.5))
+        variant = [rotated, permuted, lambda s: s, lambda s: s * (1, 1, 2)][rng.integers(4)](variant)
+        structures.append(variant)
+    return [structures[i] for i in rng.permutation(len(structures))]
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_differential_2k_structures_equal_group_structures_class_for_class(seed):
+    structures = differential_input(2000, seed)
+    leaders, calls = group_indices(structures, MATCHER)
+    assert leaders == group_structures_leaders(structures, MATCHER)
+    n_classes = len(set(leaders))
+    assert 60 < n_classes < 1000  # near-tolerance distortions make classes of their own, not all
+    assert calls < 0.2 * n_classes * len(structures)  # group_structures needs about n_classes * n / n_buckets
+
+
+def test_pruning_rules_only_rule_out_pairs_that_do_not_fit():
+    """Every pair (both orders) of a near-tolerance sample: a pruned pair never fits."""
+    structures = differential_input(150, 3)
+    reduced = [reduce_structure(MATCHER, s) for s in structures]
+    pruned = fitting = 0
+    for i, j in itertools.permutations(range(len(reduced)), 2):
+        first, second = reduced[i], reduced[j]
+        if first.key != second.key:
+            continue
+        ruled_out = not may_fit(first, second, MATCHER.ltol) or not lattice_may_map(
+            first, second, MATCHER.ltol, MATCHER.angle_tol
+        )
+        fits = MATCHER.fit(first.structure, second.structure, skip_structure_reduction=True)
+        assert not (ruled_out and fits), (i, j)
+        pruned += ruled_out
+        fitting += fits
+    assert pruned > 1000 and fitting > 100  # the rules did prune, and the sample has matches
+
+
+def test_successive_minima_of_a_skewed_basis():
+    lattice = Lattice([[1, 0, 0], [7, 1, 0], [3, 5, 1]])  # the cubic lattice in a bad basis
+    assert np.allclose(successive_minima(lattice), [1, 1, 1])
+    # a + b (length sqrt 13) is shorter than b: the minima need not be basis vectors
+    assert np.allclose(successive_minima(Lattice.from_parameters(3, 4, 9, 90, 90, 120)), [3, 13**0.5, 9])
+
+
+def test_class_ids_stay_put_when_the_campaign_grows():
+    """Adding a batch to the first generator and appending a generator keeps every existing class id,
+    although the new structures come first in campaign order and match existing leaders."""
+
+    def records(generator: str, batch: int, structures: list[Structure]) -> list[dict]:
+        return [
+            {"id": f"{generator}/{batch:04d}/{i}", "generator": generator, "structure": s}
+            for i, s in enumerate(structures)
+        ]
+
+    a0 = records("a", 0, [rutile(), rock_salt()])
+    b0 = records("b", 0, [anatase(), rotated(rutile())])
+    b1 = records("b", 1, [strained(anatase()), caesium_chloride_type_nacl()])
+    before, _, walk = dedup_table(a0 + b0 + b1, MATCHER)
+    expected = group_structures_leaders([r["structure"] for r in a0 + b0 + b1], MATCHER)
+    assert [before["id"][i] for i in expected] == before["class_all"].tolist()  # fresh: group_structures
+    # grown: a gets batch 1 (its anatase would lead b's anatase class in campaign order), c appended
+    a1 = records("a", 1, [rotated(anatase()), permuted(caesium_chloride_type_nacl())])
+    c0 = records("c", 0, [rutile(), rock_salt(4.2, ("Mg", "O"))])
+    after, _, _ = dedup_table(a0 + a1 + b0 + b1 + c0, MATCHER, walk)
+    old = after.set_index("id").loc[before["id"]]
+    assert old["class_all"].tolist() == before["class_all"].tolist()
+    assert old["class_generator"].tolist() == before["class_generator"].tolist()
+    assert after.set_index("id").loc["a/0001/0", "class_all"] == "b/0000/0"  # joins the existing class
+    naive, _, _ = dedup_table(a0 + a1 + b0 + b1 + c0, MATCHER)  # campaign order would rename it
+    assert naive.set_index("id").loc["b/0000/0", "class_all"] == "a/0001/0"
+
+
+def test_sharded_dedup_equals_one_job(tmp_path):
+    structures = differential_input(120, 5)
+    records = [
+        io.structure_record(f"g{i % 2}/{i}", i, s, None, generator=f"g{i % 2}")
+        for i, s in enumerate(structures)
+    ]
+    records.insert(7, io.structure_record("g0/failed", 999, None, "relaxation failed", generator="g0"))
+    batch = tmp_path / "relaxed.jsonl.gz"
+    io.write_records(batch, records)
+    reduced = str(tmp_path / "reduced.pkl")
+    run_reduce_job(str(batch), reduced, {})
+    walk_path = str(tmp_path / "walk_order.txt")
+    shard_paths = [str(tmp_path / f"{k}.parquet") for k in range(3)]
+    for k, path in enumerate(shard_paths):
+        run_dedup_shard_job([reduced], path, {"shards": 3}, k, walk_path)
+    run_dedup_merge_job(shard_paths, str(tmp_path / "classes.parquet"), walk_path)
+    merged, settings = io.read_table(tmp_path / "classes.parquet")
+    single, calls, walk = dedup_table(io.read_records(batch), MATCHER)
+    pd.testing.assert_frame_equal(merged, single)
+    assert settings["shards"] == 3 and settings["fit_calls"] == calls
+    assert (tmp_path / "walk_order.txt").read_text().split() == walk
+    with pytest.raises(ValueError, match="another matcher"):
+        run_dedup_shard_job([reduced], shard_paths[0], {"ltol": 0.3}, 0, walk_path)
+
+
+def alloy(species: list[str], a: float = 3.6) -> Structure:
+    """An ordered arrangement on fcc: the conventional cubic cell (4 species) or two stacked (8)."""
+    cell = Structure(Lattice.cubic(a), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    cell = cell * (1, 1, len(species) // 4)
+    return Structure(cell.lattice, species, cell.frac_coords)
+
+
+def test_disordered_matcher_merges_substitutable_orderings():
+    disordered = build_matcher({"matcher": "disordered"})
+    assert isinstance(disordered, AlloyMatcher)
+    l10 = alloy(["Cu", "Cu", "Ni", "Ni"])  # layered CuNi
+    other = alloy(["Cu", "Ni", "Cu", "Ni", "Ni", "Ni", "Cu", "Cu"], 3.55)  # another ordering of CuNi
+    assert not MATCHER.fit(l10, other)
+    assert disordered.fit(l10, other)  # Cu and Ni substitute (Hume-Rothery): both are fcc CuNi
+    random_alloy = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(3.58), [{"Cu": 0.5, "Ni": 0.5}], [[0, 0, 0]]
+    )
+    assert disordered.fit(l10, random_alloy)
+    salt = rock_salt()
+    assert not disordered.fit(salt, caesium_chloride_type_nacl())  # Na and Cl do not substitute
+    assert disordered.fit(salt, rotated(salt * (1, 2, 1)))
+    oxidised = salt.copy()
+    oxidised.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
+    assert disordered.fit(salt, oxidised)
+
+
+def test_disordered_classes_equal_unpruned_walk():
+    """Under ``disordered`` the pruned walk gives the classes of fitting every earlier leader."""
+    disordered = build_matcher({"matcher": "disordered"})
+    rng = np.random.default_rng(7)
+    base = [
+        alloy(["Cu", "Cu", "Ni", "Ni"]),
+        alloy(["Cu", "Ni", "Cu", "Ni", "Ni", "Ni", "Cu", "Cu"], 3.55),
+        alloy(["Cu", "Cu", "Cu", "Ni"]),
+        Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.58), [{"Cu": 0.5, "Ni": 0.5}], [[0] * 3]),
+        rock_salt(),
+        caesium_chloride_type_nacl(),
+        rutile(),
+        anatase(),
+    ]
+    structures = [near_tolerance(base[i % len(base)], rng, rng.uniform(0, 1.2)) for i in range(48)]
+    leaders, _ = group_indices(structures, disordered)
+    counter = MatchCounter(disordered)
+    reduced = [reduce_structure(disordered, s) for s in structures]
+    expected: list[int] = []
+    for j in range(len(structures)):
+        first_leaders = [i for i in sorted(set(expected)) if i < j]
+        expected.append(next((i for i in first_leaders if counter.fit(reduced[i], reduced[j])), j))
+    assert leaders == expected
+    assert len(set(leaders)) < len(base) + 20
+
+
+def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
+    """Reduced once per snapshot and matcher: a disordered reference alloy makes an ordering of it known
+    under ``disordered`` only, and a reduction made for one matcher is refused by the other."""
+    solid_solution = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(3.58), [{"Cu": 0.5, "Ni": 0.5}], [[0] * 3]
+    )
+    path = tmp_path / "reference.jsonl.gz"
+    io.write_records(
+        path,
+        [
+            io.structure_record("ref:salt", 0, rock_salt(), None),
+            io.structure_record("ref:cuni", 1, solid_solution, None),
+            io.structure_record("ref:rutile", 2, rutile(), None),
+        ],
+    )
+    ordering = alloy(["Cu", "Ni", "Cu", "Ni", "Ni", "Ni", "Cu", "Cu"], 3.55)
+    for settings, expected in (({}, None), ({"matcher": "disordered"}, "ref:cuni")):
+        cached = cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))
+        assert cached == cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))  # reused
+        index = ReferenceIndex(str(path), MatchCounter(build_matcher(settings)), load_reduced(cached))
+        assert index.first_match(ordering) == expected
+        assert index.first_match(rotated(rutile()) * (1, 1, 2)) == "ref:rutile"
+        assert index.first_match(anatase()) is None
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    ordered_reduction = load_reduced(cached_reduced_reference(str(path), {}, str(tmp_path / "cache")))
+    with pytest.raises(ValueError, match="another reference snapshot or matcher"):
+        ReferenceIndex(str(path), MatchCounter(build_matcher({"matcher": "disordered"})), ordered_reduction)

@@ -107,13 +107,26 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
 @pytest.mark.parametrize(
     ("section", "change", "expected"),
     [
-        ("matching", {"ltol": 0.25}, {"dedup": 1, "novelty": 4, "metrics": 1, "all": 1}),
+        (
+            "matching",
+            {"ltol": 0.25},
+            {
+                "reduce": 4,
+                "dedup_shard": 4,
+                "dedup": 1,
+                "reference_reduced": 1,
+                "novelty": 4,
+                "metrics": 1,
+                "all": 1,
+            },
+        ),
+        ("matching", {"shards": 2}, {"dedup_shard": 2, "dedup": 1, "metrics": 1, "all": 1}),
         ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "all": 1}),
         ("metrics", {"symprec": 0.01}, {"metrics": 1, "all": 1}),
         (
             "reference",
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
-            {"reference": 1, "novelty": 4, "metrics": 1, "all": 1},
+            {"reference": 1, "reference_reduced": 1, "novelty": 4, "metrics": 1, "all": 1},
         ),
     ],
 )
@@ -127,7 +140,9 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
         "sample": 1,
         "relax": 1,
         "validity": 1,
+        "reduce": 1,
         "novelty": 1,
+        "dedup_shard": 4,
         "dedup": 1,
         "metrics": 1,
         "all": 1,

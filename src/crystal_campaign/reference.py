@@ -8,12 +8,17 @@ The snapshot is one batch-format file; its SHA-256 identifies the reference in e
 from __future__ import annotations
 
 import csv
+import functools
+import gzip
+import json
+import multiprocessing
+import pickle
 import sys
-from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from crystal_campaign import io
@@ -21,10 +26,13 @@ from crystal_campaign.generators.importer import read_structures
 from crystal_campaign.matching import (
     MatchCounter,
     Reduced,
+    ReducedPool,
     build_matcher,
+    matcher_options,
     matcher_settings,
-    matches_any,
+    read_reduced_batch,
     reduce_structure,
+    settings_key,
 )
 
 
@@ -95,44 +103,112 @@ def build_reference(sources: list, path: str) -> None:
     )
 
 
+def _reduce_dicts(matching: dict, structures: list[dict]) -> list[Reduced]:
+    matcher = build_matcher(matching)
+    return [reduce_structure(matcher, Structure.from_dict(d)) for d in structures]
+
+
+def reduced_reference(reference_path: str, matching: dict, processes: int = 1) -> dict:
+    """Every reference structure reduced once for this matcher (the expensive part of matching),
+    with its labels and the key (snapshot SHA-256, matcher settings) it was made for."""
+    with gzip.open(reference_path, "rt") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    structures = [r["structure"] for r in records]
+    chunks = [structures[i : i + 500] for i in range(0, len(structures), 500)]
+    work = functools.partial(_reduce_dicts, matching)
+    if processes > 1:
+        # fork: a spawned worker would re-run the unguarded Snakemake script that called us
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            reduced = [r for chunk in pool.imap(work, chunks) for r in chunk]
+    else:
+        reduced = [r for chunk in map(work, chunks) for r in chunk]
+    matcher = build_matcher(matching)
+    return {
+        "key": reduced_key(io.file_sha256(reference_path), matcher),
+        "labels": [r["id"] for r in records],
+        "reduced": reduced,
+    }
+
+
+def reduce_reference(reference_path: str, output_path: str, matching: dict, processes: int = 1) -> None:
+    """Write ``reduced_reference`` as a pickle; readers refuse one made for another snapshot or matcher."""
+    payload = reduced_reference(reference_path, matching, processes)
+    with io.atomic_path(output_path) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_reduced(path: str | Path) -> dict:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def reduced_key(reference_sha256: str, matcher: StructureMatcher) -> dict:
+    return {"reference_sha256": reference_sha256, "matcher": matcher_settings(matcher)}
+
+
+def cached_reduced_reference(reference_path: str, matching: dict, cache_dir: str, processes: int = 1) -> Path:
+    """Path of the reduced reference in ``cache_dir``, named by snapshot SHA-256 and matcher settings;
+    built only when missing."""
+    sha = io.file_sha256(reference_path)
+    path = Path(cache_dir) / f"reduced-{sha[:16]}-{settings_key(build_matcher(matching))}.pkl"
+    if not path.exists():
+        reduce_reference(reference_path, str(path), matching, processes)
+    return path
+
+
 class ReferenceIndex:
-    """Reference structures bucketed by matcher key, reduced lazily for the buckets asked about."""
+    """Reduced reference structures bucketed once; finds the first one a structure matches."""
 
-    def __init__(self, path: str, counter: MatchCounter) -> None:
+    def __init__(self, reference_path: str, counter: MatchCounter, reduced: dict | None = None) -> None:
+        """``reduced``: the snapshot's ``reduced_reference`` (or ``load_reduced``) for this matcher;
+        computed here when not given."""
         self.counter = counter
-        self._raw: dict[str, list[tuple[str, Structure]]] = defaultdict(list)
-        for record in io.read_records(path):
-            self._raw[record["structure"].composition.reduced_formula].append(
-                (record["id"], record["structure"])
-            )
-        self._reduced: dict[str, list[tuple[str, Reduced]]] = {}
-
-    def _bucket(self, formula: str) -> list[tuple[str, Reduced]]:
-        if formula not in self._reduced:
-            self._reduced[formula] = [
-                (label, reduce_structure(self.counter.matcher, s)) for label, s in self._raw.get(formula, [])
-            ]
-        return self._reduced[formula]
+        payload = reduced or reduced_reference(reference_path, matcher_options(counter.matcher))
+        if payload["key"] != reduced_key(io.file_sha256(reference_path), counter.matcher):
+            raise ValueError("the reduced reference was made for another reference snapshot or matcher")
+        self.labels: list[str] = payload["labels"]
+        self.pool = ReducedPool(payload["reduced"], counter.matcher.ltol)
 
     def first_match(self, structure: Structure) -> str | None:
         """Label of the first reference structure matching ``structure``, or None if it is novel."""
-        bucket = self._bucket(structure.composition.reduced_formula)
-        candidate = reduce_structure(self.counter.matcher, structure)
-        hit = matches_any(candidate, [reduced for _, reduced in bucket], self.counter)
-        return None if hit is None else bucket[hit][0]
+        return self.first_match_reduced(reduce_structure(self.counter.matcher, structure))
+
+    def first_match_reduced(self, reduced: Reduced) -> str | None:
+        hit = self.pool.first_match(reduced, self.counter)
+        return None if hit is None else self.labels[hit]
 
 
-def run_novelty_job(relaxed_path: str, reference_path: str, output_path: str, matching: dict) -> None:
-    """Per structure: novel unless a same-formula reference structure matches it."""
+def run_novelty_job(
+    relaxed_path: str,
+    reference_path: str,
+    output_path: str,
+    matching: dict,
+    reduced_path: str | None = None,
+    batch_reduced_path: str | None = None,
+) -> None:
+    """Per structure: novel unless a reference structure matches it. ``reduced_path``: the reduced
+    reference (``reduce_reference``); ``batch_reduced_path``: the batch reduced by
+    ``matching.run_reduce_job``; each is reduced here when not given."""
     counter = MatchCounter(build_matcher(matching))
-    index = ReferenceIndex(reference_path, counter)
+    reduced = None if reduced_path is None else load_reduced(reduced_path)
+    index = ReferenceIndex(reference_path, counter, reduced)
+    if batch_reduced_path is None:
+        records = [
+            {
+                **r,
+                "reduced": None
+                if r["structure"] is None
+                else reduce_structure(counter.matcher, r["structure"]),
+            }
+            for r in io.read_records(relaxed_path)
+        ]
+    else:
+        records = read_reduced_batch(batch_reduced_path, counter.matcher)
     rows = []
-    for record in io.read_records(relaxed_path):
-        structure = record["structure"]
-        match = None if structure is None else index.first_match(structure)
-        rows.append(
-            {"id": record["id"], "novel": structure is not None and match is None, "reference_match": match}
-        )
+    for record in records:
+        evaluated = record["reduced"] is not None
+        match = index.first_match_reduced(record["reduced"]) if evaluated else None
+        rows.append({"id": record["id"], "novel": evaluated and match is None, "reference_match": match})
     table = pd.DataFrame(rows, columns=["id", "novel", "reference_match"])
     io.write_table(
         output_path,
