@@ -1,8 +1,12 @@
 """Novelty references: load the configured sources into one snapshot, and check structures against it.
 
 Sources: ``embedded`` (crystal_campaign.known_crystals, built offline by this project), an extxyz
-file, a directory of CIF files, or a CSV with a ``cif`` column (as MP-20 / Alex-MP-20 ship).
-The snapshot is one batch-format file; its SHA-256 identifies the reference in every table.
+file, a directory of CIF files, a CSV with a ``cif`` column (as MP-20 / Alex-MP-20 ship), the
+unique structures of an earlier campaign, and the Materials Project (``{source: mp}``).
+The local sources form one batch-format snapshot whose SHA-256 identifies them in every table.
+The Materials Project is too large to snapshot: novelty jobs read the structures of each
+structure's chemical system from the on-disk cache of crystal_campaign.materials_project
+(fetching what is missing when allowed), at the database version the snapshot's sidecar pins.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.core import Structure
 
-from crystal_campaign import io
+from crystal_campaign import io, materials_project
 from crystal_campaign.generators.importer import read_structures
 from crystal_campaign.matching import (
     MatchCounter,
@@ -48,6 +52,22 @@ def _files(paths: Iterable[Path]) -> Iterable[tuple[str, Structure]]:
             yield f"{path.name}#{frame}", structure
 
 
+def _campaign(results: Path) -> Iterable[tuple[str, Structure]]:
+    """Unique structures (across all generators) of an earlier campaign's results folder."""
+    classes, _ = io.read_table(results / "dedup" / "classes.parquet")
+    unique = set(classes.loc[classes["unique_all"], "id"])
+    for path in sorted((results / "relaxed").glob("*/*.jsonl.gz")):
+        for record in io.read_records(path):
+            if record["id"] in unique:
+                yield f"campaign:{results.name}:{record['id']}", record["structure"]
+
+
+def source_name(source: str | dict) -> str:
+    if isinstance(source, str):
+        return source
+    return source.get("source", "file") + (f":{source['path']}" if "path" in source else "")
+
+
 def source_format(source: dict) -> str:
     if source.get("format", "auto") != "auto":
         return source["format"]
@@ -61,7 +81,11 @@ def load_source(source: str | dict) -> Iterable[tuple[str, Structure]]:
     """(label, structure) pairs of one configured source."""
     if source == "embedded":
         return _embedded()
+    if source.get("source") == "mp":
+        return []  # looked up per chemical system at novelty time, see module docstring
     path = Path(source["path"])
+    if source.get("source") == "campaign":
+        return _campaign(path)
     fmt = source_format(source)
     if fmt == "csv":
         return _csv(path)
@@ -70,16 +94,50 @@ def load_source(source: str | dict) -> Iterable[tuple[str, Structure]]:
     return _files([path])
 
 
-def prefetch(settings: dict) -> list[str]:
-    """Fill the on-disk cache of every remote source; local files and embedded crystals need none."""
-    return []
+def mp_sources(sources: list) -> list[dict]:
+    return [s for s in sources if isinstance(s, dict) and s.get("source") == "mp"]
+
+
+def prefetch(settings: dict, chemical_systems: Iterable[str] = ()) -> list[str]:
+    """Fill the Materials Project cache with ``chemical_systems`` (and the sources' own) and all subsystems.
+
+    Local files, earlier campaigns and embedded crystals need nothing. A system that cannot be
+    fetched is reported as a line starting with ``FAILED``; the others stay cached.
+    """
+    lines = []
+    for source in mp_sources(settings["sources"]):
+        version, reason = materials_project.resolve_database_version(source)
+        if version is None:
+            lines.append(f"FAILED mp: {reason}")
+            continue
+        wanted = {*chemical_systems, *source["chemical_systems"]}
+        systems = {sub for chemsys in wanted for sub in materials_project.subsystems(chemsys)}
+        data, failed = materials_project.ensure_systems(source, version, systems)
+        gnome = "with" if source["include_gnome"] else "without"
+        lines += [
+            f"mp {version} ({gnome} GNoME) {chemsys}: {len(d['structures'])} structures, "
+            f"{len(d['entries'])} entries"
+            for chemsys, d in sorted(data.items())
+        ]
+        lines += [f"FAILED mp {version} {chemsys}: {why}" for chemsys, why in sorted(failed.items())]
+    return lines
 
 
 def build_reference(sources: list, path: str) -> None:
-    """Write the snapshot of all sources and a sidecar naming them, with the snapshot's SHA-256."""
-    records, counts = [], {}
+    """Write the snapshot of the local sources and a sidecar naming all sources, with its SHA-256.
+
+    The sidecar pins the Materials Project database version (and records include_gnome) that
+    every novelty and stability job of the campaign then uses.
+    """
+    records, counts, remote = [], {}, []
     for source in sources:
-        name = source if isinstance(source, str) else source["path"]
+        name = source_name(source)
+        if isinstance(source, dict) and source.get("source") == "mp":
+            version, reason = materials_project.resolve_database_version(source)
+            remote.append(
+                {**materials_project.record(source, version), "settings": source, "problem": reason}
+            )
+            continue
         before = len(records)
         for label, structure in load_source(source):
             records.append(io.structure_record(label, len(records), structure, None, source=name))
@@ -91,8 +149,29 @@ def build_reference(sources: list, path: str) -> None:
             "sources": sources,
             "n_structures": counts,
             "sha256": io.file_sha256(path),
+            "mp": remote,
         },
     )
+
+
+def remote_references(
+    reference_sidecar: dict, chemical_systems: Iterable[str]
+) -> tuple[list[tuple[str, Structure]], dict[str, str], list[dict]]:
+    """MP structures of ``chemical_systems``, systems that failed (-> reason), and what was used."""
+    structures, failed, used = [], {}, []
+    systems = set(chemical_systems)
+    for remote in reference_sidecar.get("mp", []):
+        if remote["database_version"] is None:
+            failed.update(dict.fromkeys(systems, remote["problem"]))
+            continue
+        data, missing = materials_project.ensure_systems(
+            remote["settings"], remote["database_version"], systems
+        )
+        for chemsys in sorted(data):
+            structures += materials_project.reference_structures(data[chemsys])
+        failed.update(missing)
+        used.append({k: v for k, v in remote.items() if k != "settings"} | {"failed": missing})
+    return structures, failed, used
 
 
 class ReferenceIndex:
@@ -106,6 +185,13 @@ class ReferenceIndex:
                 (record["id"], record["structure"])
             )
         self._reduced: dict[str, list[tuple[str, Reduced]]] = {}
+
+    def add(self, references: Iterable[tuple[str, Structure]]) -> None:
+        """More (label, structure) references, e.g. Materials Project structures looked up per batch."""
+        for label, structure in references:
+            formula = structure.composition.reduced_formula
+            self._raw[formula].append((label, structure))
+            self._reduced.pop(formula, None)
 
     def _bucket(self, formula: str) -> list[tuple[str, Reduced]]:
         if formula not in self._reduced:
@@ -123,23 +209,43 @@ class ReferenceIndex:
 
 
 def run_novelty_job(relaxed_path: str, reference_path: str, output_path: str, matching: dict) -> None:
-    """Per structure: novel unless a same-formula reference structure matches it."""
+    """Per structure: novel unless a same-formula reference structure matches it.
+
+    Where a remote reference (Materials Project) could not be read for a structure's chemical
+    system and no local reference matches, its novelty is unknown: ``novel`` is false,
+    ``novelty_unknown`` true and ``novelty_reason`` says why.
+    """
     counter = MatchCounter(build_matcher(matching))
     index = ReferenceIndex(reference_path, counter)
+    records = io.read_records(relaxed_path)
+    reference = io.read_json(io.sidecar_path(reference_path))
+    systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
+    remote, failed, remote_used = remote_references(reference, systems)
+    index.add(remote)
     rows = []
-    for record in io.read_records(relaxed_path):
+    for record in records:
         structure = record["structure"]
         match = None if structure is None else index.first_match(structure)
+        reason = None
+        if structure is not None and match is None:
+            reason = failed.get(structure.composition.chemical_system)
         rows.append(
-            {"id": record["id"], "novel": structure is not None and match is None, "reference_match": match}
+            {
+                "id": record["id"],
+                "novel": structure is not None and match is None and reason is None,
+                "reference_match": match,
+                "novelty_unknown": reason is not None,
+                "novelty_reason": reason,
+            }
         )
-    table = pd.DataFrame(rows, columns=["id", "novel", "reference_match"])
+    columns = ["id", "novel", "reference_match", "novelty_unknown", "novelty_reason"]
     io.write_table(
         output_path,
-        table,
+        pd.DataFrame(rows, columns=columns),
         {
             "matcher": matcher_settings(counter.matcher),
-            "reference": io.read_json(io.sidecar_path(reference_path)),
+            "reference": reference,
+            "remote": remote_used,
             "fit_calls": counter.calls,
         },
     )
