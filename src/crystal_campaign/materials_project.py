@@ -121,15 +121,15 @@ class MPClient:
             except MPError:
                 raise
             except Exception as error:  # requests, urllib3 and mp-api raise many types for one outage
-                message = scrub(f"{type(error).__name__}: {error}", self.settings)
+                message = " ".join(scrub(f"{type(error).__name__}: {error}", self.settings).split())
                 self._rester = None  # a fresh session after a broken connection
                 if any(status in message for status in PERMANENT_STATUS) or attempt == attempts - 1:
-                    raise MPError(f"{what}: {message.splitlines()[0]}") from None
+                    raise MPError(f"{what}: {message}") from None
                 delay = self.settings["backoff_s"] * 2**attempt
                 LOG.warning(
                     "%s failed (%s); retry %d of %d in %.1f s",
                     what,
-                    message.splitlines()[0],
+                    message,
                     attempt + 1,
                     attempts - 1,
                     delay,
@@ -137,9 +137,11 @@ class MPClient:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _timed(self, rester):
-        rester.timeout = self.settings["timeout_s"]
-        return rester
+    def _search(self, route: str):
+        """``materials.{route}.search`` with this source's timeout on its rester (mp-api's default is 20 s)."""
+        search = getattr(self._mprester().materials, route).search
+        search.__self__.timeout = self.settings["timeout_s"]
+        return search
 
     def database_version(self) -> str:
         return self._with_retries("database version", lambda: self._mprester().db_version)
@@ -148,16 +150,14 @@ class MPClient:
         """Structures and GGA/GGA+U entries of exactly this chemical system."""
 
         def summary():
-            rester = self._timed(self._mprester().materials.summary)
-            return rester.search(
+            return self._search("summary")(
                 chemsys=chemsys,
                 include_gnome=self.settings["include_gnome"],
                 fields=["material_id", "structure"],
             )
 
         def thermo():
-            rester = self._timed(self._mprester().materials.thermo)
-            return rester.search(
+            return self._search("thermo")(
                 chemsys=chemsys,
                 thermo_types=[self.settings["thermo_type"]],
                 fields=["material_id", "entries"],

@@ -122,10 +122,15 @@ def energy_problem(record: dict) -> str | None:
         return f"no energy: relaxation skipped ({record.get('reason')})"
     if record["status"] == "not_relaxed":
         return "no energy: relax backend none"
-    energy = record.get("energy")
-    if energy is None or not math.isfinite(energy):
+    if not math.isfinite(record_energy(record)):
         return "no energy: non-finite or missing"
     return None
+
+
+def record_energy(record: dict) -> float:
+    """Total energy (eV) of a relaxed record; batch JSON may hold numpy floats written as strings."""
+    energy = record.get("energy")
+    return math.nan if energy is None else float(energy)
 
 
 def stability_rows(
@@ -143,9 +148,9 @@ def stability_rows(
         if reason is None:
             structure = record["structure"]
             if correction is None:
-                entry = ComputedEntry(structure.composition, record["energy"], entry_id=record["id"])
+                entry = ComputedEntry(structure.composition, record_energy(record), entry_id=record["id"])
             else:
-                entry = mp2020_entry(structure, record["energy"], correction, record["id"])
+                entry = mp2020_entry(structure, record_energy(record), correction, record["id"])
             if entry is None:
                 reason = "MP2020 compatibility rejected the entry"
             else:
@@ -175,7 +180,7 @@ def relax_reference(reference_path: str, relax_settings: dict, output_path: str)
                 "id": record["id"],
                 "formula": record["structure"].composition.formula,
                 "status": result.status,
-                "energy": result.energy,
+                "energy": float(result.energy),
                 "reason": result.reason,
             }
             for record, result in zip(records, results, strict=True)
@@ -191,9 +196,9 @@ def self_consistent_entries(energies_path: str) -> list[ComputedEntry]:
     with_energy = [
         r
         for r in io.read_records(energies_path)
-        if r["status"] in ("converged", "unconverged") and math.isfinite(r["energy"])
+        if r["status"] in ("converged", "unconverged") and math.isfinite(record_energy(r))
     ]
-    return [ComputedEntry(Composition(r["formula"]), r["energy"], entry_id=r["id"]) for r in with_energy]
+    return [ComputedEntry(Composition(r["formula"]), record_energy(r), entry_id=r["id"]) for r in with_energy]
 
 
 def mp_hulls(reference_sidecar: dict, systems: Iterable[str]) -> tuple[Hulls, list[dict]]:
