@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from mp_server import FakeMaterialsProject, Material
 from pymatgen.core import Lattice, Structure
 
 from conftest import rock_salt
@@ -15,7 +16,6 @@ from crystal_campaign import io, materials_project
 from crystal_campaign.config import validate_config
 from crystal_campaign.reference import build_reference, prefetch, run_novelty_job
 from crystal_campaign.stability import run_stability_job
-from mp_server import FakeMaterialsProject, Material
 
 KEY = "k3y" + "0123456789abcdefghijklmnopqrs"  # 32 characters, as mp-api requires
 

@@ -138,7 +138,7 @@ class MPClient:
         raise AssertionError("unreachable")
 
     def _search(self, route: str):
-        """``materials.{route}.search`` with this source's timeout on its rester (mp-api's default is 20 s)."""
+        """``materials.{route}.search`` with this source's timeout (mp-api's default is 20 s)."""
         search = getattr(self._mprester().materials, route).search
         search.__self__.timeout = self.settings["timeout_s"]
         return search
