@@ -27,7 +27,7 @@ rule reference_energies:
 rule stability:
     input:
         structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
-        reference=rules.reference.output.sidecar,
+        reference=rules.reference.output.structures,
         energies=rules.reference_energies.output.structures if SELF_CONSISTENT else [],
     output:
         f"{RESULTS}/stability/{{generator}}/{{batch}}.parquet",
