@@ -5,7 +5,8 @@ Endpoints (as mp-api 0.46.5 calls them): ``GET /heartbeat`` (database version),
 ``GET /materials/thermo/?chemsys=..&thermo_types=..&_fields=..``, answering
 ``{"data": [...], "meta": {"total_doc": n}}`` pages. The ``x-api-key`` header must carry the
 expected key (403 otherwise). ``faults`` scripts failures per chemical system: a list of HTTP
-statuses (or ``"slow"`` to answer after ``slow_s``) consumed one per request.
+statuses (or ``"slow"`` to answer after ``slow_s``, ``"echo_key"`` for an error quoting the key)
+consumed one per request; ``heartbeat_faults`` does the same for ``/heartbeat``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FakeMaterialsProject:
         self.api_key = api_key
         self.db_version = db_version
         self.faults: dict[str, list] = defaultdict(list)
+        self.heartbeat_faults: list[int] = []
         self.slow_s = 3.0
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
@@ -82,6 +84,10 @@ class FakeMaterialsProject:
 
     def _answer(self, path: str, params: dict[str, str], key: str | None) -> tuple[int, dict]:
         if path == "/heartbeat":
+            with self.lock:
+                fault = self.heartbeat_faults.pop(0) if self.heartbeat_faults else None
+            if fault is not None:
+                return fault, {"detail": f"scripted failure {fault}"}
             return 200, {
                 "db_version": self.db_version,
                 "access_controlled_batch_ids": [],

@@ -95,6 +95,17 @@ def test_rate_limits_server_errors_and_slow_answers_are_retried(tmp_path, server
     assert len(server.data_requests("/materials/summary/")) >= 4
 
 
+def test_the_database_version_is_asked_with_retries_and_remembered_for_offline_runs(tmp_path, server):
+    server.heartbeat_faults = [503, 500]
+    settings = mp_settings(tmp_path, server.endpoint)["sources"][0]
+    assert materials_project.resolve_database_version(settings) == ("2025.09.25", None)
+    assert server.heartbeat_faults == []
+    offline = {**settings, "fetch_missing": False, "endpoint": "http://127.0.0.1:9/"}
+    assert materials_project.resolve_database_version(offline) == ("2025.09.25", None)
+    pinned = {**offline, "database_version": "2024.12.18"}
+    assert materials_project.resolve_database_version(pinned) == ("2024.12.18", None)
+
+
 def test_a_system_that_keeps_failing_is_reported_not_cached_and_a_rerun_resumes(tmp_path, server):
     server.faults["Na"] = [500] * 20
     settings = mp_settings(tmp_path, server.endpoint, max_retries=2)
