@@ -226,6 +226,25 @@ def ensure_systems(
     return data, failed
 
 
+def lookup(reference_sidecar: dict, systems: Iterable[str]) -> tuple[list[dict], dict[str, str], list[dict]]:
+    """Cached (or fetched) data of ``systems`` for every MP source the reference snapshot pinned.
+
+    Returns the per-system data, the systems that failed (-> reason), and what was used per
+    source (database version, include_gnome, failures; never the key) for the tables.
+    """
+    systems = set(systems)
+    found, failed, used = [], {}, []
+    for remote in reference_sidecar.get("mp", []):
+        if remote["database_version"] is None:
+            failed.update(dict.fromkeys(systems, remote["problem"]))
+            continue
+        data, missing = ensure_systems(remote["settings"], remote["database_version"], systems)
+        found += [data[chemsys] for chemsys in sorted(data)]
+        failed.update(missing)
+        used.append({k: v for k, v in remote.items() if k != "settings"} | {"failed": missing})
+    return found, failed, used
+
+
 def reference_structures(data: dict) -> list[tuple[str, Structure]]:
     return [(f"mp:{d['material_id']}", Structure.from_dict(d["structure"])) for d in data["structures"]]
 

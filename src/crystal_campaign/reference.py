@@ -158,20 +158,8 @@ def remote_references(
     reference_sidecar: dict, chemical_systems: Iterable[str]
 ) -> tuple[list[tuple[str, Structure]], dict[str, str], list[dict]]:
     """MP structures of ``chemical_systems``, systems that failed (-> reason), and what was used."""
-    structures, failed, used = [], {}, []
-    systems = set(chemical_systems)
-    for remote in reference_sidecar.get("mp", []):
-        if remote["database_version"] is None:
-            failed.update(dict.fromkeys(systems, remote["problem"]))
-            continue
-        data, missing = materials_project.ensure_systems(
-            remote["settings"], remote["database_version"], systems
-        )
-        for chemsys in sorted(data):
-            structures += materials_project.reference_structures(data[chemsys])
-        failed.update(missing)
-        used.append({k: v for k, v in remote.items() if k != "settings"} | {"failed": missing})
-    return structures, failed, used
+    found, failed, used = materials_project.lookup(reference_sidecar, chemical_systems)
+    return [s for data in found for s in materials_project.reference_structures(data)], failed, used
 
 
 class ReferenceIndex:

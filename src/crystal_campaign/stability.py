@@ -202,20 +202,10 @@ def self_consistent_entries(energies_path: str) -> list[ComputedEntry]:
 
 
 def mp_hulls(reference_sidecar: dict, systems: Iterable[str]) -> tuple[Hulls, list[dict]]:
+    """Hulls from the MP entries of ``systems`` and all their subsystems."""
     needed = {sub for chemsys in systems for sub in materials_project.subsystems(chemsys)}
-    entries, missing, used = [], {}, []
-    for remote in reference_sidecar.get("mp", []):
-        if remote["database_version"] is None:
-            missing.update(dict.fromkeys(needed, remote["problem"]))
-            continue
-        data, failed = materials_project.ensure_systems(
-            remote["settings"], remote["database_version"], needed
-        )
-        for chemsys in sorted(data):
-            entries += materials_project.reference_entries(data[chemsys])
-        missing.update(failed)
-        used.append({k: v for k, v in remote.items() if k != "settings"} | {"failed": failed})
-    return Hulls(entries, missing), used
+    found, failed, used = materials_project.lookup(reference_sidecar, needed)
+    return Hulls([e for data in found for e in materials_project.reference_entries(data)], failed), used
 
 
 def run_stability_job(
