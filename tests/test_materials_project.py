@@ -81,7 +81,7 @@ def test_prefetch_caches_every_subsystem_per_version_and_gnome_choice_and_resume
     assert server.data_requests("/materials/summary/") == []
 
     with_gnome = mp_settings(tmp_path, server.endpoint, include_gnome=True)
-    assert "Cl-Na: 2 structures" in "\n".join(prefetch(with_gnome, {"Na-Cl"}))
+    assert "Cl-Na: 2 structures, 2 entries" in "\n".join(prefetch(with_gnome, {"Na-Cl"}))
     assert (tmp_path / "mp" / "2025.09.25" / "gnome" / "Cl-Na.json.gz").exists()
 
 

@@ -165,12 +165,15 @@ class MPClient:
 
         docs = self._with_retries(f"{chemsys} structures", summary)
         thermo_docs = self._with_retries(f"{chemsys} entries", thermo)
+        # The hull uses the same materials as novelty: without GNoME, its entries are left out too.
+        known = {str(d["material_id"]) for d in docs}
         return {
             "chemsys": chemsys,
             "structures": [{"material_id": str(d["material_id"]), "structure": d["structure"]} for d in docs],
             "entries": [
                 {"material_id": str(d["material_id"]), "entry": entry}
                 for d in thermo_docs
+                if str(d["material_id"]) in known
                 for entry in (d.get("entries") or {}).values()
                 if entry
             ],
