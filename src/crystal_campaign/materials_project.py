@@ -114,8 +114,8 @@ class MPClient:
         return self._rester
 
     def _with_retries(self, what: str, call):
-        attempts = self.settings["max_retries"] + 1
-        for attempt in range(attempts):
+        retries = self.settings["max_retries"]
+        for attempt in itertools.count():
             try:
                 return call()
             except MPError:
@@ -123,7 +123,7 @@ class MPClient:
             except Exception as error:  # requests, urllib3 and mp-api raise many types for one outage
                 message = " ".join(scrub(f"{type(error).__name__}: {error}", self.settings).split())
                 self._rester = None  # a fresh session after a broken connection
-                if any(status in message for status in PERMANENT_STATUS) or attempt == attempts - 1:
+                if any(status in message for status in PERMANENT_STATUS) or attempt == retries:
                     raise MPError(f"{what}: {message}") from None
                 delay = self.settings["backoff_s"] * 2**attempt
                 LOG.warning(
@@ -131,11 +131,10 @@ class MPClient:
                     what,
                     message,
                     attempt + 1,
-                    attempts - 1,
+                    retries,
                     delay,
                 )
                 time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def _search(self, route: str):
         """``materials.{route}.search`` with this source's timeout (mp-api's default is 20 s)."""
