@@ -98,7 +98,10 @@ class Hulls:
                     sorted(elements - terminals)
                 )
             else:
-                self._diagrams[chemsys] = PhaseDiagram(inside)
+                try:
+                    self._diagrams[chemsys] = PhaseDiagram(inside)
+                except ValueError as error:  # e.g. degenerate reference energies
+                    self._diagrams[chemsys] = f"no phase diagram: {error}"
         return self._diagrams[chemsys]
 
     def e_above_hull(self, entry: ComputedEntry) -> tuple[float, str | None, str | None]:
