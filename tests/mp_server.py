@@ -18,7 +18,7 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
 GNOME_BATCH = "gnome_r2scan_statics"
@@ -143,3 +143,31 @@ class FakeMaterialsProject:
                 pass
 
         return Handler
+
+
+KEY = "k3y" + "0123456789abcdefghijklmnopqrs"  # 32 characters, as mp-api requires
+
+
+def rock_salt_nacl() -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def na_bcc() -> Structure:
+    return Structure(Lattice.cubic(4.29), ["Na", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def cl2() -> Structure:
+    return Structure(Lattice.cubic(6.0), ["Cl", "Cl"], [[0, 0, 0], [0.33, 0, 0]])
+
+
+def cscl_type_nacl() -> Structure:
+    return Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+# Energies per atom: Na -1, Cl -2, rock-salt NaCl -2.5 (on the hull).
+MATERIALS = [
+    Material("mp-127", na_bcc(), -1.0 * 2),
+    Material("mp-22848", cl2(), -2.0 * 2),
+    Material("mp-22862", rock_salt_nacl(), -2.5 * 8),
+    Material("gnome-1", cscl_type_nacl(), -2.4 * 2, gnome=True),
+]

@@ -8,37 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
-from mp_server import FakeMaterialsProject, Material
-from pymatgen.core import Lattice, Structure
+from mp_server import KEY, MATERIALS, FakeMaterialsProject, cscl_type_nacl
 
 from conftest import rock_salt
 from crystal_campaign import io, materials_project
 from crystal_campaign.config import validate_config
 from crystal_campaign.reference import build_reference, prefetch, run_novelty_job
 from crystal_campaign.stability import run_stability_job
-
-KEY = "k3y" + "0123456789abcdefghijklmnopqrs"  # 32 characters, as mp-api requires
-
-
-def na_bcc() -> Structure:
-    return Structure(Lattice.cubic(4.29), ["Na", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-
-def cl2() -> Structure:
-    return Structure(Lattice.cubic(6.0), ["Cl", "Cl"], [[0, 0, 0], [0.33, 0, 0]])
-
-
-def cscl_type_nacl() -> Structure:
-    return Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-
-# Energies per atom: Na -1, Cl -2, rock-salt NaCl -2.5 (on the hull).
-MATERIALS = [
-    Material("mp-127", na_bcc(), -1.0 * 2),
-    Material("mp-22848", cl2(), -2.0 * 2),
-    Material("mp-22862", rock_salt(), -2.5 * 8),
-    Material("gnome-1", cscl_type_nacl(), -2.4 * 2, gnome=True),
-]
 
 
 def mp_settings(tmp_path: Path, endpoint: str, **overrides) -> dict:

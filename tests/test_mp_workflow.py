@@ -7,9 +7,8 @@ import math
 import pandas as pd
 import pytest
 from ase.io import write as ase_write
-from mp_server import FakeMaterialsProject
+from mp_server import KEY, MATERIALS, FakeMaterialsProject, cscl_type_nacl
 from pymatgen.io.ase import AseAtomsAdaptor
-from test_materials_project import KEY, MATERIALS, cscl_type_nacl
 
 from conftest import Campaign, rock_salt
 from crystal_campaign import io
