@@ -15,7 +15,7 @@ $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,mp,dev]"
 	touch $@
 
 run: $(BIN)/activate

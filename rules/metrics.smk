@@ -5,6 +5,7 @@ rule metrics:
         validity=campaign_files("validity", ".parquet"),
         novelty=campaign_files("novelty", ".parquet"),
         dedup=rules.dedup.output[0],
+        stability=campaign_files("stability", ".parquet"),
     output:
         csv=f"{RESULTS}/metrics/summary.csv",
         markdown=f"{RESULTS}/metrics/summary.md",

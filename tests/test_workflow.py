@@ -100,6 +100,48 @@ def test_campaign_writes_summary_and_per_structure_table(campaign):
     assert "definitions" in io.read_json(campaign.results / "metrics" / "summary.json")
 
 
+def test_campaign_yields_stability_columns_and_candidates_offline(campaign):
+    """Self-consistent hull: the embedded reference relaxed with the same CHGNet model."""
+    table, settings = io.read_table(campaign.results / "metrics" / "structures.parquet")
+    assert {
+        "e_above_hull",
+        "e_above_hull_reason",
+        "decomposition",
+        "stable",
+        "metastable",
+        "sun",
+        "msun",
+    } <= set(table.columns)
+    by_source = table.set_index(table["source"].fillna("").str.rsplit("/", n=1).str[-1])
+    # Rock-salt NaCl is itself a hull vertex of the reference relaxed with the same potential.
+    assert abs(by_source.loc["NaCl_rocksalt.cif#0", "e_above_hull"]) < 0.01
+    assert "NaCl" in by_source.loc["NaCl_rocksalt.cif#0", "decomposition"]
+    disordered = by_source.loc["Mg0.5Ti0.5O_disordered.cif#0"]
+    assert disordered["e_above_hull_reason"] == "no energy: relaxation skipped (disordered)"
+    broken = by_source.loc["broken.cif"]
+    assert broken["e_above_hull_reason"].startswith("not evaluated") and not broken["sun"]
+    evaluated = table[table["evaluated"] & (table["status"] != "skipped")]
+    assert evaluated["e_above_hull"].notna().all()
+    assert (table["sun"] == (table["stable"] & table["novel"] & table["unique_all"])).all()
+    assert settings["stability"]["energy_basis"] == "self_consistent"
+
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
+    stable = table[table["evaluated"]]["stable"].sum()
+    assert summary.loc["all", "n_stable"] == stable
+    assert summary.loc["all", "frac_sun"] == summary.loc["all", "n_sun"] / summary.loc["all", "n_requested"]
+    assert (
+        summary.loc["all", "stability_threshold"] == 0.1 and summary.loc["all", "metastable_threshold"] == 0.2
+    )
+    assert summary.loc["all", "n_novelty_unknown"] == 0
+
+    index = pd.read_csv(campaign.results / "candidates" / "index.csv")
+    assert (
+        index["id"].tolist() == table[table["msun"]].sort_values("e_above_hull", kind="stable")["id"].tolist()
+    )
+    for row in index.itertuples():
+        assert (campaign.results / "candidates" / row.cif).exists()
+
+
 def test_rerunning_a_finished_campaign_does_nothing(campaign):
     assert campaign.planned_jobs() == {}
 
@@ -117,16 +159,27 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "reference_reduced": 1,
                 "novelty": 4,
                 "metrics": 1,
+                "candidates": 1,
                 "all": 1,
             },
         ),
-        ("matching", {"shards": 2}, {"dedup_shard": 2, "dedup": 1, "metrics": 1, "all": 1}),
-        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "all": 1}),
-        ("metrics", {"symprec": 0.01}, {"metrics": 1, "all": 1}),
+        ("matching", {"shards": 2}, {"dedup_shard": 2, "dedup": 1, "metrics": 1, "candidates": 1, "all": 1}),
+        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "candidates": 1, "all": 1}),
+        ("metrics", {"symprec": 0.01}, {"metrics": 1, "candidates": 1, "all": 1}),
+        ("stability", {"threshold": 0.05}, {"stability": 4, "metrics": 1, "candidates": 1, "all": 1}),
         (
             "reference",
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
-            {"reference": 1, "reference_reduced": 1, "novelty": 4, "metrics": 1, "all": 1},
+            {
+                "reference": 1,
+                "reference_energies": 1,
+                "reference_reduced": 1,
+                "novelty": 4,
+                "stability": 4,
+                "metrics": 1,
+                "candidates": 1,
+                "all": 1,
+            },
         ),
     ],
 )
@@ -143,8 +196,10 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
         "reduce": 1,
         "novelty": 1,
         "dedup_shard": 4,
+        "stability": 1,
         "dedup": 1,
         "metrics": 1,
+        "candidates": 1,
         "all": 1,
     }
 

@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
         except GeneratorUnavailable as error:
             raise SystemExit(f"prefetch failed: {error}") from None
         print("\n".join(fetched) if fetched else "nothing to download: every model and reference is local")
+        failed = [line for line in fetched if "FAILED" in line]
+        if failed:
+            raise SystemExit(f"{len(failed)} item(s) could not be fetched; run prefetch again to retry them")
         return
     summary = Path("results") / config["campaign"] / "metrics" / "summary.md"
     if not summary.exists():

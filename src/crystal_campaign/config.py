@@ -76,6 +76,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: unknown key {', '.join(map(repr, unknown))}; allowed keys: {allowed}"
     if error.validator == "required":
         return f"{where}: missing required key {error.message.split()[0]}"
+    mapping_errors = [
+        e for e in error.context or [] if e.schema.get("type") != "string" and "const" not in e.schema
+    ]
+    if error.validator == "anyOf" and isinstance(error.instance, dict) and mapping_errors:
+        # A mapping can only be meant for a mapping branch: report that branch's own problem.
+        return _describe(jsonschema.exceptions.best_match(mapping_errors))
     if error.validator == "anyOf":
         options = "; ".join(_allowed_values(option) for option in error.validator_value)
         return f"{where}: {error.instance!r} is not allowed; allowed: {options}"
@@ -187,12 +193,51 @@ def _semantic_problems(config: dict) -> list[str]:
         seen.add(name)
         problems += _generator_problems(index, generator)
     for index, source in enumerate(config["reference"]["sources"]):
-        if isinstance(source, dict) and not Path(source["path"]).exists():
-            problems.append(
-                f"reference.sources[{index}].path: {source['path']!r} does not exist; "
-                "allowed: an existing extxyz file, CIF directory or CSV file"
-            )
+        problems += _reference_source_problems(index, source)
     problems += _relax_problems(config["relax"])
+    problems += _stability_problems(config)
+    return problems
+
+
+def _reference_source_problems(index: int, source: str | dict) -> list[str]:
+    where = f"reference.sources[{index}]"
+    if not isinstance(source, dict):
+        return []
+    kind = source.get("source", "file")
+    if kind == "mp":
+        return _element_problems(
+            f"{where}.chemical_systems",
+            [e for system in source["chemical_systems"] for e in system.split("-")],
+        )
+    if kind == "campaign":
+        if not (Path(source["path"]) / "dedup" / "classes.parquet").exists():
+            return [
+                f"{where}.path: {source['path']!r} holds no dedup/classes.parquet; "
+                "allowed: the results folder of a finished campaign, e.g. results/old"
+            ]
+        return []
+    if not Path(source["path"]).exists():
+        return [
+            f"{where}.path: {source['path']!r} does not exist; "
+            "allowed: an existing extxyz file, CIF directory or CSV file"
+        ]
+    return []
+
+
+def _stability_problems(config: dict) -> list[str]:
+    stability = config["stability"]
+    problems = []
+    if stability["metastable_threshold"] < stability["threshold"]:
+        problems.append(
+            f"stability.metastable_threshold: {stability['metastable_threshold']} is not allowed; "
+            f"allowed: >= stability.threshold ({stability['threshold']})"
+        )
+    has_mp = any(isinstance(s, dict) and s.get("source") == "mp" for s in config["reference"]["sources"])
+    if stability["energy_basis"] == "mp" and not has_mp:
+        problems.append(
+            "stability.energy_basis: 'mp' is not allowed without a {source: mp} reference source; "
+            "allowed: self_consistent, or add {source: mp, include_gnome: ...} to reference.sources"
+        )
     return problems
 
 

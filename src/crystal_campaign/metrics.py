@@ -32,6 +32,16 @@ DEFINITIONS = {
     "frac_novel": "n_novel / n_evaluated",
     "frac_unique_novel": "n_unique_novel / n_evaluated",
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
+    "n_novelty_unknown": "evaluated, novelty unknown (a remote reference failed); never novel",
+    "n_stable": "evaluated with e_above_hull <= stability_threshold (eV/atom; NaN E_hull is not stable)",
+    "n_metastable": "evaluated with e_above_hull <= metastable_threshold",
+    "n_sun": "stable, unique (first of its class: per generator; all: across generators) and novel",
+    "n_msun": "metastable, unique and novel",
+    "frac_stable": "n_stable / n_requested (failed structures count, as MatterGen's S.U.N.)",
+    "frac_sun": "n_sun / n_requested",
+    "frac_msun": "n_msun / n_requested",
+    "stability_threshold": "E_hull threshold (eV/atom) for stable and S.U.N.",
+    "metastable_threshold": "E_hull threshold (eV/atom) for metastable and metastable S.U.N.",
 }
 COUNT_COLUMNS = [c for c in DEFINITIONS if c.startswith("n_")]
 # Conditioning adherence, over the evaluated structures of generators conditioned that way (the
@@ -96,9 +106,34 @@ def structures_table(
     table = pd.DataFrame(rows)
     for other in (validity, novelty, dedup):
         table = table.merge(other, on="id", how="left", validate="one_to_one")
-    for flag in ("unique_generator", "unique_all", "shared", "novel"):
+    for flag in ("unique_generator", "unique_all", "shared", "novel", "novelty_unknown"):
         table[flag] = table[flag].fillna(False).astype(bool)
     return table
+
+
+def add_stability(table: pd.DataFrame, stability: pd.DataFrame) -> pd.DataFrame:
+    """Stability columns, and S.U.N. per structure: stable, novel and unique across the campaign."""
+    table = table.merge(stability, on="id", how="left", validate="one_to_one")
+    for flag in ("stable", "metastable"):
+        table[flag] = table[flag].fillna(False).astype(bool)
+    table["sun"] = table["stable"] & table["novel"] & table["unique_all"]
+    table["msun"] = table["metastable"] & table["novel"] & table["unique_all"]
+    return table
+
+
+def stability_counts(table: pd.DataFrame, n_requested: int, scope: str, thresholds: dict) -> dict:
+    evaluated = table[table["evaluated"]]
+    unique_novel = evaluated[f"unique_{scope}"] & evaluated["novel"]
+    row = {
+        "n_novelty_unknown": int(evaluated["novelty_unknown"].sum()),
+        "n_stable": int(evaluated["stable"].sum()),
+        "n_metastable": int(evaluated["metastable"].sum()),
+        "n_sun": int((evaluated["stable"] & unique_novel).sum()),
+        "n_msun": int((evaluated["metastable"] & unique_novel).sum()),
+    }
+    for count in ("stable", "sun", "msun"):
+        row[f"frac_{count}"] = row[f"n_{count}"] / n_requested if n_requested else float("nan")
+    return row | thresholds
 
 
 def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) -> dict:
@@ -215,12 +250,31 @@ def generator_models(samples: Sequence[dict]) -> dict[str, str]:
     return {name: "; ".join(sorted(found)) for name, found in models.items()}
 
 
-def summary_table(table: pd.DataFrame, requested: dict[str, int]) -> pd.DataFrame:
-    rows = [
-        summary_row(name, table[table["generator"] == name], n, "generator") for name, n in requested.items()
-    ]
-    rows.append(summary_row("all", table, sum(requested.values()), "all"))
+def summary_table(
+    table: pd.DataFrame, requested: dict[str, int], thresholds: dict | None = None
+) -> pd.DataFrame:
+    rows = []
+    for name, n, scope in [
+        *((name, n, "generator") for name, n in requested.items()),
+        ("all", sum(requested.values()), "all"),
+    ]:
+        part = table if name == "all" else table[table["generator"] == name]
+        row = summary_row(name, part, n, scope)
+        if thresholds is not None:
+            row |= stability_counts(part, n, scope, thresholds)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def mp_stamp(reference: dict) -> dict:
+    """Materials Project database version and the explicit include_gnome choice, when MP is a source."""
+    sources = reference.get("mp", [])
+    if not sources:
+        return {}
+    return {
+        "mp_database_version": "; ".join(str(s["database_version"]) for s in sources),
+        "include_gnome": "; ".join(str(s["include_gnome"]).lower() for s in sources),
+    }
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -240,9 +294,11 @@ def run_metrics_job(
     dedup_path: str,
     outputs: dict,
     settings: dict,
+    stability_paths: Sequence[str] = (),
 ) -> None:
     validity = [io.read_table(p) for p in validity_paths]
     novelty = [io.read_table(p) for p in novelty_paths]
+    stability = [io.read_table(p) for p in stability_paths]
     dedup, dedup_settings = io.read_table(dedup_path)
     table = structures_table(
         relaxed_paths,
@@ -266,7 +322,15 @@ def run_metrics_job(
     requested: dict[str, int] = {}
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
-    summary = summary_table(table, requested)
+    thresholds = None
+    if stability:
+        table = add_stability(table, pd.concat([t for t, _ in stability], ignore_index=True))
+        used_stability = stability[0][1]["stability"]
+        thresholds = {
+            "stability_threshold": used_stability["threshold"],
+            "metastable_threshold": used_stability["metastable_threshold"],
+        }
+    summary = summary_table(table, requested, thresholds)
     summary["model"] = summary["generator"].map(generator_models(samples)).fillna("")
     relaxers = {
         json.dumps(r, sort_keys=True): r
@@ -280,6 +344,15 @@ def run_metrics_job(
         "validity": validity[0][1]["validity"] if validity else {},
         "matcher": dedup_settings["matcher"],
         "reference": reference,
+        "stability": {k: v for k, v in stability[0][1].items() if k not in ("relaxer", "mp")}
+        if stability
+        else {},
+        "mp_failed_systems": {
+            chemsys: why
+            for _, s in novelty
+            for r in s.get("remote", [])
+            for chemsys, why in r["failed"].items()
+        },
         "metrics": settings,
         "fit_calls": {
             "dedup": dedup_settings["fit_calls"],
@@ -293,7 +366,10 @@ def run_metrics_job(
         ),
         "matcher": " ".join(f"{k}={v}" for k, v in dedup_settings["matcher"].items()),
         "reference_sha256": reference.get("sha256", "")[:12],
+        **mp_stamp(reference),
     }
+    if stability:
+        stamp["energy_basis"] = used["stability"]["energy_basis"]
     summary = summary.assign(**stamp)
     io.write_table(outputs["structures"], table, used)
     with io.atomic_path(outputs["csv"]) as tmp:

@@ -8,7 +8,7 @@ cached item); this module only walks the config.
 
 from __future__ import annotations
 
-from crystal_campaign import generators, reference, relax
+from crystal_campaign import generators, materials_project, reference, relax
 from crystal_campaign.io import write_json
 
 
@@ -18,7 +18,8 @@ def prefetch_campaign(config: dict) -> list[str]:
     for settings in config["generators"]:
         fetched += [f"generator {settings['name']}: {item}" for item in generators.prefetch(settings)]
     fetched += [f"relax: {item}" for item in relax.prefetch(config["relax"])]
-    fetched += [f"reference: {item}" for item in reference.prefetch(config["reference"])]
+    systems = materials_project.campaign_systems(config)
+    fetched += [f"reference: {item}" for item in reference.prefetch(config["reference"], systems)]
     return fetched
 
 

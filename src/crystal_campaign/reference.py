@@ -1,8 +1,12 @@
 """Novelty references: load the configured sources into one snapshot, and check structures against it.
 
 Sources: ``embedded`` (crystal_campaign.known_crystals, built offline by this project), an extxyz
-file, a directory of CIF files, or a CSV with a ``cif`` column (as MP-20 / Alex-MP-20 ship).
-The snapshot is one batch-format file; its SHA-256 identifies the reference in every table.
+file, a directory of CIF files, a CSV with a ``cif`` column (as MP-20 / Alex-MP-20 ship), the
+unique structures of an earlier campaign, and the Materials Project (``{source: mp}``).
+The local sources form one batch-format snapshot whose SHA-256 identifies them in every table.
+The Materials Project is too large to snapshot: novelty jobs read the structures of each
+structure's chemical system from the on-disk cache of crystal_campaign.materials_project
+(fetching what is missing when allowed), at the database version the snapshot's sidecar pins.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from crystal_campaign import io
+from crystal_campaign import io, materials_project
 from crystal_campaign.generators.importer import read_structures
 from crystal_campaign.matching import (
     MatchCounter,
@@ -56,6 +60,22 @@ def _files(paths: Iterable[Path]) -> Iterable[tuple[str, Structure]]:
             yield f"{path.name}#{frame}", structure
 
 
+def _campaign(results: Path) -> Iterable[tuple[str, Structure]]:
+    """Unique structures (across all generators) of an earlier campaign's results folder."""
+    classes, _ = io.read_table(results / "dedup" / "classes.parquet")
+    unique = set(classes.loc[classes["unique_all"], "id"])
+    for path in sorted((results / "relaxed").glob("*/*.jsonl.gz")):
+        for record in io.read_records(path):
+            if record["id"] in unique:
+                yield f"campaign:{results.name}:{record['id']}", record["structure"]
+
+
+def source_name(source: str | dict) -> str:
+    if isinstance(source, str):
+        return source
+    return source.get("source", "file") + (f":{source['path']}" if "path" in source else "")
+
+
 def source_format(source: dict) -> str:
     if source.get("format", "auto") != "auto":
         return source["format"]
@@ -69,7 +89,11 @@ def load_source(source: str | dict) -> Iterable[tuple[str, Structure]]:
     """(label, structure) pairs of one configured source."""
     if source == "embedded":
         return _embedded()
+    if source.get("source") == "mp":
+        return []  # looked up per chemical system at novelty time, see module docstring
     path = Path(source["path"])
+    if source.get("source") == "campaign":
+        return _campaign(path)
     fmt = source_format(source)
     if fmt == "csv":
         return _csv(path)
@@ -78,16 +102,50 @@ def load_source(source: str | dict) -> Iterable[tuple[str, Structure]]:
     return _files([path])
 
 
-def prefetch(settings: dict) -> list[str]:
-    """Fill the on-disk cache of every remote source; local files and embedded crystals need none."""
-    return []
+def mp_sources(sources: list) -> list[dict]:
+    return [s for s in sources if isinstance(s, dict) and s.get("source") == "mp"]
+
+
+def prefetch(settings: dict, chemical_systems: Iterable[str] = ()) -> list[str]:
+    """Fill the Materials Project cache with ``chemical_systems`` (and the sources' own) and all subsystems.
+
+    Local files, earlier campaigns and embedded crystals need nothing. A system that cannot be
+    fetched is reported as a line starting with ``FAILED``; the others stay cached.
+    """
+    lines = []
+    for source in mp_sources(settings["sources"]):
+        version, reason = materials_project.resolve_database_version(source)
+        if version is None:
+            lines.append(f"FAILED mp: {reason}")
+            continue
+        wanted = {*chemical_systems, *source["chemical_systems"]}
+        systems = {sub for chemsys in wanted for sub in materials_project.subsystems(chemsys)}
+        data, failed = materials_project.ensure_systems(source, version, systems)
+        gnome = "with" if source["include_gnome"] else "without"
+        lines += [
+            f"mp {version} ({gnome} GNoME) {chemsys}: {len(d['structures'])} structures, "
+            f"{len(d['entries'])} entries"
+            for chemsys, d in sorted(data.items())
+        ]
+        lines += [f"FAILED mp {version} {chemsys}: {why}" for chemsys, why in sorted(failed.items())]
+    return lines
 
 
 def build_reference(sources: list, path: str) -> None:
-    """Write the snapshot of all sources and a sidecar naming them, with the snapshot's SHA-256."""
-    records, counts = [], {}
+    """Write the snapshot of the local sources and a sidecar naming all sources, with its SHA-256.
+
+    The sidecar pins the Materials Project database version (and records include_gnome) that
+    every novelty and stability job of the campaign then uses.
+    """
+    records, counts, remote = [], {}, []
     for source in sources:
-        name = source if isinstance(source, str) else source["path"]
+        name = source_name(source)
+        if isinstance(source, dict) and source.get("source") == "mp":
+            version, reason = materials_project.resolve_database_version(source)
+            remote.append(
+                {**materials_project.record(source, version), "settings": source, "problem": reason}
+            )
+            continue
         before = len(records)
         for label, structure in load_source(source):
             records.append(io.structure_record(label, len(records), structure, None, source=name))
@@ -99,6 +157,7 @@ def build_reference(sources: list, path: str) -> None:
             "sources": sources,
             "n_structures": counts,
             "sha256": io.file_sha256(path),
+            "mp": remote,
         },
     )
 
@@ -156,6 +215,14 @@ def cached_reduced_reference(reference_path: str, matching: dict, cache_dir: str
     return path
 
 
+def remote_references(
+    reference_sidecar: dict, chemical_systems: Iterable[str]
+) -> tuple[list[tuple[str, Structure]], dict[str, str], list[dict]]:
+    """MP structures of ``chemical_systems``, systems that failed (-> reason), and what was used."""
+    found, failed, used = materials_project.lookup(reference_sidecar, chemical_systems)
+    return [s for data in found for s in materials_project.reference_structures(data)], failed, used
+
+
 class ReferenceIndex:
     """Reduced reference structures bucketed once; finds the first one a structure matches."""
 
@@ -168,6 +235,16 @@ class ReferenceIndex:
             raise ValueError("the reduced reference was made for another reference snapshot or matcher")
         self.labels: list[str] = payload["labels"]
         self.pool = ReducedPool(payload["reduced"], counter.matcher.ltol)
+        self.remote_labels: list[str] = []
+        self.remote_pool = ReducedPool([], counter.matcher.ltol)
+
+    def add(self, references: Iterable[tuple[str, Structure]]) -> None:
+        """More (label, structure) references, e.g. Materials Project structures looked up per batch;
+        searched after the snapshot."""
+        references = list(references)
+        reduced = [reduce_structure(self.counter.matcher, structure) for _, structure in references]
+        self.remote_labels += [label for label, _ in references]
+        self.remote_pool = ReducedPool([*self.remote_pool.members, *reduced], self.counter.matcher.ltol)
 
     def first_match(self, structure: Structure) -> str | None:
         """Label of the first reference structure matching ``structure``, or None if it is novel."""
@@ -175,7 +252,10 @@ class ReferenceIndex:
 
     def first_match_reduced(self, reduced: Reduced) -> str | None:
         hit = self.pool.first_match(reduced, self.counter)
-        return None if hit is None else self.labels[hit]
+        if hit is not None:
+            return self.labels[hit]
+        hit = self.remote_pool.first_match(reduced, self.counter)
+        return None if hit is None else self.remote_labels[hit]
 
 
 def run_novelty_job(
@@ -188,7 +268,12 @@ def run_novelty_job(
 ) -> None:
     """Per structure: novel unless a reference structure matches it. ``reduced_path``: the reduced
     reference (``reduce_reference``); ``batch_reduced_path``: the batch reduced by
-    ``matching.run_reduce_job``; each is reduced here when not given."""
+    ``matching.run_reduce_job``; each is reduced here when not given.
+
+    Where a remote reference (Materials Project) could not be read for a structure's chemical
+    system and no local reference matches, its novelty is unknown: ``novel`` is false,
+    ``novelty_unknown`` true and ``novelty_reason`` says why.
+    """
     counter = MatchCounter(build_matcher(matching))
     reduced = None if reduced_path is None else load_reduced(reduced_path)
     index = ReferenceIndex(reference_path, counter, reduced)
@@ -204,18 +289,32 @@ def run_novelty_job(
         ]
     else:
         records = read_reduced_batch(batch_reduced_path, counter.matcher)
+    reference = io.read_json(io.sidecar_path(reference_path))
+    systems = {r["reduced"].chemsys for r in records if r["reduced"] is not None}
+    remote, failed, remote_used = remote_references(reference, systems)
+    index.add(remote)
     rows = []
     for record in records:
         evaluated = record["reduced"] is not None
         match = index.first_match_reduced(record["reduced"]) if evaluated else None
-        rows.append({"id": record["id"], "novel": evaluated and match is None, "reference_match": match})
-    table = pd.DataFrame(rows, columns=["id", "novel", "reference_match"])
+        reason = failed.get(record["reduced"].chemsys) if evaluated and match is None else None
+        rows.append(
+            {
+                "id": record["id"],
+                "novel": evaluated and match is None and reason is None,
+                "reference_match": match,
+                "novelty_unknown": reason is not None,
+                "novelty_reason": reason,
+            }
+        )
+    columns = ["id", "novel", "reference_match", "novelty_unknown", "novelty_reason"]
     io.write_table(
         output_path,
-        table,
+        pd.DataFrame(rows, columns=columns),
         {
             "matcher": matcher_settings(counter.matcher),
-            "reference": io.read_json(io.sidecar_path(reference_path)),
+            "reference": reference,
+            "remote": remote_used,
             "fit_calls": counter.calls,
         },
     )

@@ -1,0 +1,65 @@
+SELF_CONSISTENT = config["stability"]["energy_basis"] == "self_consistent"
+
+
+# The self-consistent hull: every reference structure relaxed with the campaign's own potential.
+rule reference_energies:
+    input:
+        rules.reference.output.structures,
+    output:
+        structures=f"{RESULTS}/reference/energies.jsonl.gz",
+        sidecar=f"{RESULTS}/reference/energies.json",
+    params:
+        relax=config["relax"],
+    log:
+        f"{RESULTS}/logs/reference_energies.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/reference_energies.tsv"
+    threads: config["relax"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/reference_energies.py"
+
+
+rule stability:
+    input:
+        structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
+        reference=rules.reference.output.structures,
+        energies=rules.reference_energies.output.structures if SELF_CONSISTENT else [],
+    output:
+        f"{RESULTS}/stability/{{generator}}/{{batch}}.parquet",
+    params:
+        stability=config["stability"],
+    log:
+        f"{RESULTS}/logs/stability/{{generator}}/{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/stability/{{generator}}/{{batch}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/stability.py"
+
+
+rule candidates:
+    input:
+        structures=rules.metrics.output.structures,
+        relaxed=campaign_files("relaxed", ".jsonl.gz"),
+    output:
+        directory(f"{RESULTS}/candidates"),
+    log:
+        f"{RESULTS}/logs/candidates.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/candidates.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/candidates.py"

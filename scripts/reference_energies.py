@@ -1,0 +1,10 @@
+"""Snakemake entry point: relax the reference structures with the campaign's potential."""
+
+from crystal_campaign import io, stability
+
+with io.log_to(snakemake.log[0]):
+    stability.relax_reference(
+        snakemake.input[0],
+        {**snakemake.params.relax, "threads": snakemake.threads},
+        snakemake.output.structures,
+    )

@@ -1,0 +1,233 @@
+"""Energy above the convex hull (pymatgen PhaseDiagram) of every evaluated structure.
+
+Two energy bases, chosen by ``stability.energy_basis`` and recorded in every table:
+
+* ``self_consistent``: the hull of the reference structures (the snapshot: embedded crystals,
+  local files, earlier campaigns) relaxed with the campaign's own potential. Works offline.
+* ``mp``: the Materials Project GGA/GGA+U entries of the structure's chemical system and all
+  its subsystems (MP2020-corrected, as served). The relaxer's energy becomes a GGA/GGA+U
+  ComputedStructureEntry and gets the correction its training data needs
+  (``energy_correction``): CHGNet was trained on MP2020-corrected MPtrj energies, so its
+  energies are already on that scale; potentials trained on raw MPtrj energies (MACE-MP) get
+  MaterialsProject2020Compatibility applied.
+
+E_hull is ``PhaseDiagram.get_decomp_and_e_above_hull(allow_negative=True)``: a structure below
+the reference hull has a negative E_hull. A structure without an energy, or whose chemical
+system lacks a reference end-member, gets NaN and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+from pymatgen.analysis.phase_diagram import PhaseDiagram
+from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
+
+from crystal_campaign import io, materials_project, relax
+
+# Relaxer backend -> correction its energies need to sit on the MP2020 (GGA/GGA+U mixed) scale.
+AUTO_CORRECTION = {"chgnet": "none", "mace": "mp2020"}
+COLUMNS = [
+    "id",
+    "e_above_hull",
+    "e_above_hull_reason",
+    "decomposition",
+    "stable",
+    "metastable",
+]
+
+
+def resolve_correction(settings: dict, relaxer: dict) -> str:
+    if settings["energy_correction"] != "auto":
+        return settings["energy_correction"]
+    return AUTO_CORRECTION.get(relaxer.get("backend", ""), "mp2020")
+
+
+def _hubbards(composition: Composition, u_settings: dict) -> dict[str, float]:
+    """The U values MP's GGA+U runs use for this composition (oxides and fluorides of 3d/4d/5d TMs)."""
+    symbols = {el.symbol for el in composition.elements}
+    anion = next((a for a in ("F", "O") if a in symbols), None)
+    if anion is None:
+        return {}
+    return {el: u for el, u in u_settings[anion].items() if el in symbols}
+
+
+def mp2020_entry(
+    structure: Structure, energy: float, correction: str, entry_id: str
+) -> ComputedStructureEntry | None:
+    """The relaxer's energy as a GGA or GGA+U entry, MP2020-corrected when ``correction`` says so."""
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    compatibility = MaterialsProject2020Compatibility(check_potcar=False)
+    hubbards = _hubbards(structure.composition, compatibility.u_settings)
+    entry = ComputedStructureEntry(
+        structure,
+        energy,
+        parameters={"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards},
+        entry_id=entry_id,
+    )
+    if correction == "none":
+        return entry
+    return compatibility.process_entry(entry)
+
+
+class Hulls:
+    """Phase diagrams per chemical system, built once from the reference entries of its subsystems."""
+
+    def __init__(self, entries: Iterable[ComputedEntry], missing: dict[str, str] | None = None) -> None:
+        self.entries = list(entries)
+        self.missing = missing or {}  # chemical system -> why its reference entries are unavailable
+        self._diagrams: dict[str, PhaseDiagram | str] = {}
+
+    def diagram(self, chemsys: str) -> PhaseDiagram | str:
+        """The phase diagram of ``chemsys`` or the reason there is none."""
+        if chemsys not in self._diagrams:
+            elements = set(chemsys.split("-"))
+            unavailable = [s for s in materials_project.subsystems(chemsys) if s in self.missing]
+            inside = [e for e in self.entries if {el.symbol for el in e.composition.elements} <= elements]
+            terminals = {e.composition.elements[0].symbol for e in inside if e.composition.is_element}
+            if unavailable:
+                self._diagrams[chemsys] = "reference entries unavailable for " + "; ".join(
+                    f"{s}: {self.missing[s]}" for s in unavailable
+                )
+            elif elements - terminals:
+                self._diagrams[chemsys] = "no reference end-member for " + ", ".join(
+                    sorted(elements - terminals)
+                )
+            else:
+                try:
+                    self._diagrams[chemsys] = PhaseDiagram(inside)
+                except ValueError as error:  # e.g. degenerate reference energies
+                    self._diagrams[chemsys] = f"no phase diagram: {error}"
+        return self._diagrams[chemsys]
+
+    def e_above_hull(self, entry: ComputedEntry) -> tuple[float, str | None, str | None]:
+        """(E_hull in eV/atom, decomposition products, reason when there is no number)."""
+        diagram = self.diagram(entry.composition.chemical_system)
+        if isinstance(diagram, str):
+            return math.nan, None, diagram
+        decomposition, e_hull = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        products = " + ".join(
+            f"{e.composition.reduced_formula} ({e.entry_id or 'ref'}) {amount:.3f}"
+            for e, amount in sorted(decomposition.items(), key=lambda item: -item[1])
+        )
+        return float(e_hull), products, None
+
+
+def energy_problem(record: dict) -> str | None:
+    """Why a relaxed record has no usable energy, or None."""
+    if record["structure"] is None:
+        return f"not evaluated: {record.get('reason') or record['status']}"
+    if record["status"] == "skipped":
+        return f"no energy: relaxation skipped ({record.get('reason')})"
+    if record["status"] == "not_relaxed":
+        return "no energy: relax backend none"
+    if not math.isfinite(record_energy(record)):
+        return "no energy: non-finite or missing"
+    return None
+
+
+def record_energy(record: dict) -> float:
+    """Total energy (eV) of a relaxed record; batch JSON may hold numpy floats written as strings."""
+    energy = record.get("energy")
+    return math.nan if energy is None else float(energy)
+
+
+def stability_rows(
+    records: Sequence[dict], hulls: Hulls, settings: dict, correction: str | None
+) -> pd.DataFrame:
+    """One row per record: E_hull, reason, decomposition and the threshold flags.
+
+    ``correction`` is None for the self-consistent basis (plain composition + energy entries),
+    else ``mp2020`` or ``none`` for MP-compatible entries.
+    """
+    rows = []
+    for record in records:
+        reason = energy_problem(record)
+        e_hull, products = math.nan, None
+        if reason is None:
+            structure = record["structure"]
+            if correction is None:
+                entry = ComputedEntry(structure.composition, record_energy(record), entry_id=record["id"])
+            else:
+                entry = mp2020_entry(structure, record_energy(record), correction, record["id"])
+            if entry is None:
+                reason = "MP2020 compatibility rejected the entry"
+            else:
+                e_hull, products, reason = hulls.e_above_hull(entry)
+        rows.append(
+            {
+                "id": record["id"],
+                "e_above_hull": e_hull,
+                "e_above_hull_reason": reason,
+                "decomposition": products,
+                "stable": bool(e_hull <= settings["threshold"]),
+                "metastable": bool(e_hull <= settings["metastable_threshold"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def relax_reference(reference_path: str, relax_settings: dict, output_path: str) -> None:
+    """Relax every reference structure with the campaign's potential (the self-consistent hull)."""
+    relaxer = relax.get_relaxer(relax_settings)
+    records = io.read_records(reference_path)
+    results = relax.relax_records(relaxer, records)
+    io.write_records(
+        output_path,
+        [
+            {
+                "id": record["id"],
+                "formula": record["structure"].composition.formula,
+                "status": result.status,
+                "energy": float(result.energy),
+                "reason": result.reason,
+            }
+            for record, result in zip(records, results, strict=True)
+        ],
+    )
+    io.write_json(
+        io.sidecar_path(output_path),
+        {"relaxer": relaxer.settings(), "reference_sha256": io.file_sha256(reference_path)},
+    )
+
+
+def self_consistent_entries(energies_path: str) -> list[ComputedEntry]:
+    with_energy = [
+        r
+        for r in io.read_records(energies_path)
+        if r["status"] in ("converged", "unconverged") and math.isfinite(record_energy(r))
+    ]
+    return [ComputedEntry(Composition(r["formula"]), record_energy(r), entry_id=r["id"]) for r in with_energy]
+
+
+def mp_hulls(reference_sidecar: dict, systems: Iterable[str]) -> tuple[Hulls, list[dict]]:
+    """Hulls from the MP entries of ``systems`` and all their subsystems."""
+    needed = {sub for chemsys in systems for sub in materials_project.subsystems(chemsys)}
+    found, failed, used = materials_project.lookup(reference_sidecar, needed)
+    return Hulls([e for data in found for e in materials_project.reference_entries(data)], failed), used
+
+
+def run_stability_job(
+    relaxed_path: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
+) -> None:
+    records = io.read_records(relaxed_path)
+    relaxer = io.read_json(io.sidecar_path(relaxed_path))["relaxer"]
+    recorded = {"stability": settings, "relaxer": relaxer}
+    if settings["energy_basis"] == "self_consistent":
+        energies = io.read_json(io.sidecar_path(energies_path))
+        if energies["relaxer"].get("checkpoint_sha256") != relaxer.get("checkpoint_sha256"):
+            raise ValueError("reference energies were computed with another potential than this batch")
+        hulls, correction = Hulls(self_consistent_entries(energies_path)), None
+        recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
+    else:
+        reference = io.read_json(io.sidecar_path(reference_path))
+        systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
+        hulls, used = mp_hulls(reference, systems)
+        correction = resolve_correction(settings, relaxer)
+        recorded |= {"energy_basis": "mp", "energy_correction": correction, "mp": used}
+    table = stability_rows(records, hulls, settings, correction)
+    io.write_table(output_path, table, recorded)
