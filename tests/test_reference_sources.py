@@ -98,7 +98,7 @@ def test_an_earlier_campaigns_unique_structures_are_a_reference(tmp_path):
         io.structure_record("a-3", 3, None, "failed", generator="a"),
     ]
     io.write_records(old / "relaxed" / "a" / "0000.jsonl.gz", records)
-    classes, _ = dedup_table(io.read_records(old / "relaxed" / "a" / "0000.jsonl.gz"), build_matcher())
+    classes, _, _ = dedup_table(io.read_records(old / "relaxed" / "a" / "0000.jsonl.gz"), build_matcher())
     io.write_table(old / "dedup" / "classes.parquet", classes, {})
     source = {"source": "campaign", "path": str(old)}
     assert [label for label, _ in load_source(source)] == ["campaign:old:a-0", "campaign:old:a-2"]
