@@ -11,4 +11,5 @@ with io.log_to(snakemake.log[0]):
         snakemake.input.dedup,
         dict(snakemake.output.items()),
         snakemake.params.metrics,
+        generator_names=snakemake.params.generators,
     )
