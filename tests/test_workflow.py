@@ -107,13 +107,14 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
 @pytest.mark.parametrize(
     ("section", "change", "expected"),
     [
-        ("matching", {"ltol": 0.25}, {"dedup": 1, "novelty": 4, "metrics": 1, "all": 1}),
-        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "all": 1}),
-        ("metrics", {"symprec": 0.01}, {"metrics": 1, "all": 1}),
+        ("matching", {"ltol": 0.25}, {"dedup": 1, "novelty": 4, "metrics": 1, "plots": 1, "all": 1}),
+        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "plots": 1, "all": 1}),
+        ("metrics", {"symprec": 0.01}, {"metrics": 1, "plots": 1, "all": 1}),
+        ("plots", {"dpi": 100}, {"plots": 1, "all": 1}),
         (
             "reference",
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
-            {"reference": 1, "novelty": 4, "metrics": 1, "all": 1},
+            {"reference": 1, "novelty": 4, "metrics": 1, "plots": 1, "all": 1},
         ),
     ],
 )
@@ -130,6 +131,7 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
         "novelty": 1,
         "dedup": 1,
         "metrics": 1,
+        "plots": 1,
         "all": 1,
     }
 
