@@ -67,7 +67,8 @@ def texts(figure) -> list[str]:
 
 
 def legend(figure) -> list[str]:
-    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    legends = [*figure.legends, figure.axes[0].get_legend()]
+    return [text.get_text() for legend in legends if legend for text in legend.get_texts()]
 
 
 def vertical_lines(figure) -> list[float]:

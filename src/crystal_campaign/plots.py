@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,7 @@ def rates_figure(summary: pd.DataFrame) -> Figure:
     if not stability_computed(summary):
         title += f" (stability, S.U.N.: {NOT_COMPUTED})"
     axes.set_title(title)
-    axes.legend(fontsize=8, ncols=min(len(names), 6), loc="upper right")
+    figure.legend(fontsize=8, loc="outside right upper")
     return figure
 
 
@@ -114,15 +114,11 @@ def e_hull_figure(structures: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         lines = [f"{count} x {reason}" for reason, count in reasons.head(3).items()]
         say(axes, "\n".join(["no E_hull value", *lines]))
         return figure
-    clipped = np.minimum(values[known.index].to_numpy(), E_HULL_CLIP)
+    clipped = np.minimum(values[known.index], E_HULL_CLIP)
     bins = np.linspace(min(clipped.min(), 0.0), E_HULL_CLIP, 41)
-    colors = generator_colors(generator_order(summary))
-    for name in generator_order(summary):
-        mine = clipped[(known["generator"] == name).to_numpy()]
-        if len(mine):
-            axes.hist(
-                mine, bins, histtype="step", linewidth=1.5, label=f"{name} ({len(mine)})", color=colors[name]
-            )
+    step_histograms(
+        axes, clipped, known["generator"], summary, bins, lambda name, mine: f"{name} ({len(mine)})"
+    )
     for column, style in (("stability_threshold", "--"), ("metastable_threshold", ":")):
         value = threshold(summary, column)
         if math.isfinite(value):
@@ -132,6 +128,41 @@ def e_hull_figure(structures: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     axes.set_ylabel("structures")
     axes.legend(fontsize=8)
     return figure
+
+
+def step_histograms(
+    axes: Axes,
+    values: pd.Series,
+    generators: pd.Series,
+    summary: pd.DataFrame,
+    bins: np.ndarray,
+    label: Callable[[str, np.ndarray], str] = lambda name, _: name,
+    fractions: bool = False,
+) -> None:
+    """One outline histogram of ``values`` per generator (config order); ``fractions`` weights
+    each by 1 / its size, so generators of different sizes compare."""
+    colors = generator_colors(generator_order(summary))
+    for name in generator_order(summary):
+        mine = values[(generators == name).to_numpy()].to_numpy()
+        if len(mine):
+            weights = np.full(len(mine), 1 / len(mine)) if fractions else None
+            axes.hist(
+                mine,
+                bins,
+                weights=weights,
+                histtype="step",
+                linewidth=1.5,
+                color=colors[name],
+                label=label(name, mine),
+            )
+
+
+def evaluated_or_say(axes: Axes, structures: pd.DataFrame) -> pd.DataFrame:
+    """The evaluated structures; when there are none, the axes says so."""
+    table = evaluated(structures)
+    if table.empty:
+        say(axes, "no evaluated structures")
+    return table
 
 
 def integer_bins(values: np.ndarray) -> np.ndarray:
@@ -146,19 +177,11 @@ def atoms_per_cell_figure(structures: pd.DataFrame, summary: pd.DataFrame) -> Fi
     """Distribution of the number of sites per evaluated structure, per generator."""
     figure, axes = new_figure()
     axes.set_title("Atoms per cell (evaluated structures)")
-    table = evaluated(structures)
+    table = evaluated_or_say(axes, structures)
     if table.empty:
-        say(axes, "no evaluated structures")
         return figure
     bins = integer_bins(table["n_sites"].to_numpy())
-    colors = generator_colors(generator_order(summary))
-    for name in generator_order(summary):
-        sites = table.loc[table["generator"] == name, "n_sites"].to_numpy()
-        if len(sites):
-            weights = np.full(len(sites), 1 / len(sites))
-            axes.hist(
-                sites, bins, weights=weights, histtype="step", linewidth=1.5, color=colors[name], label=name
-            )
+    step_histograms(axes, table["n_sites"], table["generator"], summary, bins, fractions=True)
     axes.set_xlabel("sites in the cell")
     axes.set_ylabel("fraction of the generator's structures")
     axes.legend(fontsize=8)
@@ -204,9 +227,8 @@ def space_groups_figure(structures: pd.DataFrame, summary: pd.DataFrame, max_cat
     """Most frequent space groups (symbol and number) of evaluated structures, per generator."""
     figure, axes = new_figure()
     axes.set_title("Space groups (evaluated structures)")
-    table = evaluated(structures)
+    table = evaluated_or_say(axes, structures)
     if table.empty:
-        say(axes, "no evaluated structures")
         return figure
     labels = [
         f"{symbol} ({number})" if number else "undetermined"
@@ -223,9 +245,8 @@ def elements_figure(structures: pd.DataFrame, summary: pd.DataFrame, max_categor
     """How often each element occurs in evaluated structures, per generator."""
     figure, axes = new_figure(max(8.0, 0.45 * max_categories), 4.5)
     axes.set_title("Element frequencies (evaluated structures containing the element)")
-    table = evaluated(structures)
+    table = evaluated_or_say(axes, structures)
     if table.empty:
-        say(axes, "no evaluated structures")
         return figure
     categories = (
         pd.DataFrame(
@@ -252,13 +273,12 @@ def relaxation_steps_figure(structures: pd.DataFrame, summary: pd.DataFrame, max
         say(axes, "no relaxations (none requested, or relax backend: none)")
         return figure
     bins = integer_bins(np.append(relaxed["n_steps"].to_numpy(), [0, max_steps or 0]))
-    colors = generator_colors(generator_order(summary))
-    for name in generator_order(summary):
-        mine = relaxed[relaxed["generator"] == name]
-        if len(mine):
-            converged = int((mine["status"] == "converged").sum())
-            label = f"{name} ({converged} of {len(mine)} converged)"
-            axes.hist(mine["n_steps"], bins, histtype="step", linewidth=1.5, color=colors[name], label=label)
+    converged = relaxed[relaxed["status"] == "converged"]["generator"].value_counts()
+
+    def label(name: str, steps: np.ndarray) -> str:
+        return f"{name} ({converged.get(name, 0)} of {len(steps)} converged)"
+
+    step_histograms(axes, relaxed["n_steps"], relaxed["generator"], summary, bins, label)
     if max_steps:
         axes.axvline(max_steps, color="k", linestyle="--", label=f"max_steps {max_steps}")
     axes.set_xlabel("optimizer steps")
