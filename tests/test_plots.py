@@ -26,6 +26,7 @@ pytestmark = pytest.mark.workflow
 CONFIG = {
     "campaign": "plots",
     "generators": [
+        {"name": "empty", "backend": "random", "n_batches": 0, "batch_size": 3, "chemical_systems": ["Mg-O"]},
         {
             "name": "rss",
             "backend": "random",
@@ -36,7 +37,6 @@ CONFIG = {
             "max_atoms": 6,
         },
         {"name": "known", "backend": "import", "paths": ["imported"]},
-        {"name": "empty", "backend": "random", "n_batches": 0, "batch_size": 3, "chemical_systems": ["Mg-O"]},
     ],
     "relax": {"backend": "chgnet", "fmax": 0.1, "max_steps": 15},
 }
@@ -106,13 +106,26 @@ def with_stability(structures: pd.DataFrame, summary: pd.DataFrame) -> tuple[pd.
     return structures, summary
 
 
+def test_generator_without_batches_gets_a_summary_row_in_config_order(campaign):
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")
+    assert summary["generator"].tolist() == ["empty", "rss", "known", "all"]
+    rows = summary.set_index("generator")
+    assert rows.loc["empty", ["n_requested", "n_evaluated", "n_valid", "n_unique"]].tolist() == [0, 0, 0, 0]
+    assert rows.loc["empty", ["frac_valid", "frac_unique", "frac_novel", "mean_rmsd"]].isna().all()
+    assert (
+        rows.loc["all", "n_requested"]
+        == rows.loc["rss", "n_requested"] + rows.loc["known", "n_requested"]
+        == 7
+    )
+
+
 def test_campaign_writes_every_plot_and_the_summary_page(campaign):
     plots_dir = campaign.results / "plots"
     for name in FIGURES:
         assert (plots_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (plots_dir / "summary.html").read_text()
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")
-    assert "<th>rss</th><th>known</th><th>empty</th><th>all</th>" in page
+    assert "<th>empty</th><th>rss</th><th>known</th><th>all</th>" in page
     requested = "".join(f"<td>{n}</td>" for n in summary["n_requested"])
     assert f"<tr><td>n_requested</td>{requested}<td>" in page
     valid = "".join("<td>n/a</td>" if np.isnan(v) else f"<td>{v:.3f}</td>" for v in summary["frac_valid"])
@@ -129,7 +142,7 @@ def test_figures_from_the_real_tables_without_stability(tables):
     rates = figures["rates"]
     assert rates.axes[0].get_title() == "Rates per generator (stability, S.U.N.: not computed)"
     assert ticks(rates) == ["valid", "unique", "novel", "unique & novel"]
-    assert legend(rates) == ["rss", "known", "empty", "all"]
+    assert legend(rates) == ["empty", "rss", "known", "all"]
     assert texts(rates).count("n/a") == 4  # the generator without batches, once per rate
 
     assert texts(figures["e_hull"]) == ["E_hull not computed: no stability step ran for this campaign"]
@@ -166,7 +179,8 @@ def test_figures_with_stability_columns(tables):
 
     page = plots.summary_html(summary, {"frac_sun": "S.U.N. over requested"}, "plots")
     assert "not computed" not in page
-    assert f"<tr><td>frac_sun</td><td>{summary['frac_sun'][0]:.3f}</td>" in page
+    rss_sun = summary.set_index("generator").loc["rss", "frac_sun"]
+    assert f"<tr><td>frac_sun</td><td>n/a</td><td>{rss_sun:.3f}</td>" in page  # empty, then rss
     assert "<td>S.U.N. over requested</td>" in page
 
 
