@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?= config/config.yaml
+# The report goes beside the campaign's results unless given: make report REPORT=my.html
+REPORT ?= $(shell $(BIN)/python -c 'import sys, yaml; print("results/%s/report.html" % yaml.safe_load(open(sys.argv[1]))["campaign"])' $(CONFIG))
 export OMP_NUM_THREADS ?= 1
 # CPU build on these machines (a local wheel); on GPU nodes: make TORCH="torch==2.13.0" with your CUDA index.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test test-fast test-mattergen test-slurm lint dry-run prefetch clean
+.PHONY: run report test test-fast test-mattergen test-slurm lint dry-run prefetch clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,11 @@ $(BIN)/activate: pyproject.toml
 run: $(BIN)/activate
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) -s workflow/Snakefile
 	@$(BIN)/python -m crystal_campaign.cli summary --configfile $(CONFIG)
+
+# Finish the campaign if needed (a no-op when done), then write its self-contained HTML report.
+report: run
+	$(BIN)/snakemake --configfile $(CONFIG) -s workflow/Snakefile --report $(REPORT)
+	@echo "report: $(REPORT)"
 
 dry-run: $(BIN)/activate
 	$(BIN)/snakemake --dry-run --configfile $(CONFIG) -s workflow/Snakefile

@@ -13,6 +13,7 @@ rule metrics:
         structures=f"{RESULTS}/metrics/structures.parquet",
     params:
         metrics=config["metrics"],
+        generators=list(GENERATORS),
     log:
         f"{RESULTS}/logs/metrics.log",
     benchmark:

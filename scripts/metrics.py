@@ -12,4 +12,5 @@ with io.log_to(snakemake.log[0]):
         dict(snakemake.output.items()),
         snakemake.params.metrics,
         snakemake.input.stability,
+        generator_names=snakemake.params.generators,
     )

@@ -61,6 +61,10 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
             "generators[1].name: duplicate generator name 'rss'; allowed: unique names",
         ),
         (
+            lambda c: c.update(plots={"dpi": 0}),
+            "plots.dpi: 0 is not allowed; allowed: type integer, >= 30, <= 1200",
+        ),
+        (
             lambda c: c["generators"][0].update(name="all"),
             "generators[0].name: 'all' is reserved; allowed: any other name",
         ),

@@ -160,13 +160,27 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "novelty": 4,
                 "metrics": 1,
                 "candidates": 1,
+                "plots": 1,
                 "all": 1,
             },
         ),
-        ("matching", {"shards": 2}, {"dedup_shard": 2, "dedup": 1, "metrics": 1, "candidates": 1, "all": 1}),
-        ("validity", {"min_distance": 0.6}, {"validity": 4, "metrics": 1, "candidates": 1, "all": 1}),
-        ("metrics", {"symprec": 0.01}, {"metrics": 1, "candidates": 1, "all": 1}),
-        ("stability", {"threshold": 0.05}, {"stability": 4, "metrics": 1, "candidates": 1, "all": 1}),
+        (
+            "matching",
+            {"shards": 2},
+            {"dedup_shard": 2, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "all": 1},
+        ),
+        (
+            "validity",
+            {"min_distance": 0.6},
+            {"validity": 4, "metrics": 1, "candidates": 1, "plots": 1, "all": 1},
+        ),
+        ("metrics", {"symprec": 0.01}, {"metrics": 1, "candidates": 1, "plots": 1, "all": 1}),
+        (
+            "stability",
+            {"threshold": 0.05},
+            {"stability": 4, "metrics": 1, "candidates": 1, "plots": 1, "all": 1},
+        ),
+        ("plots", {"dpi": 100}, {"plots": 1, "all": 1}),
         (
             "reference",
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
@@ -178,6 +192,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "stability": 4,
                 "metrics": 1,
                 "candidates": 1,
+                "plots": 1,
                 "all": 1,
             },
         ),
@@ -200,6 +215,7 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
         "dedup": 1,
         "metrics": 1,
         "candidates": 1,
+        "plots": 1,
         "all": 1,
     }
 

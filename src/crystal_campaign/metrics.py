@@ -60,6 +60,24 @@ ADHERENCE_FLAGS = {
     "frac_space_group_hit": "space_group_hit",
     "frac_composition_match": "composition_match",
 }
+# What the summary reads from the per-structure table, with dtypes: present even when a campaign
+# has no batch at all (every n_batches 0), so its summary is zeros instead of a crash.
+SUMMARY_INPUTS = {
+    "id": "str",
+    "generator": "str",
+    "status": "str",
+    "rmsd": "float64",
+    "evaluated": "bool",
+    "struct_valid": "bool",
+    "comp_valid": "bool",
+    "valid": "bool",
+    "novel": "bool",
+    "novelty_unknown": "bool",
+    "class_all": "str",
+    "unique_generator": "bool",
+    "unique_all": "bool",
+    "shared": "bool",
+}
 
 
 def describe_structure(structure: Structure | None, symprec: float) -> dict:
@@ -103,9 +121,11 @@ def structures_table(
             rows.append(
                 {**record, "evaluated": structure is not None, **describe_structure(structure, symprec)}
             )
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=None if rows else ["id"])
     for other in (validity, novelty, dedup):
         table = table.merge(other, on="id", how="left", validate="one_to_one")
+    missing = {column: dtype for column, dtype in SUMMARY_INPUTS.items() if column not in table}
+    table = table.assign(**{column: pd.Series(dtype=dtype) for column, dtype in missing.items()})
     for flag in ("unique_generator", "unique_all", "shared", "novel", "novelty_unknown"):
         table[flag] = table[flag].fillna(False).astype(bool)
     return table
@@ -134,6 +154,11 @@ def stability_counts(table: pd.DataFrame, n_requested: int, scope: str, threshol
     for count in ("stable", "sun", "msun"):
         row[f"frac_{count}"] = row[f"n_{count}"] / n_requested if n_requested else float("nan")
     return row | thresholds
+
+
+def concat_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-batch tables as one; a campaign without batches gives an empty table keyed by id."""
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["id"])
 
 
 def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) -> dict:
@@ -295,15 +320,17 @@ def run_metrics_job(
     outputs: dict,
     settings: dict,
     stability_paths: Sequence[str] = (),
+    generator_names: Sequence[str] = (),
 ) -> None:
+    """``generator_names`` (config order) get a summary row even without batches (n_batches: 0)."""
     validity = [io.read_table(p) for p in validity_paths]
     novelty = [io.read_table(p) for p in novelty_paths]
     stability = [io.read_table(p) for p in stability_paths]
     dedup, dedup_settings = io.read_table(dedup_path)
     table = structures_table(
         relaxed_paths,
-        pd.concat([t for t, _ in validity], ignore_index=True),
-        pd.concat([t for t, _ in novelty], ignore_index=True),
+        concat_tables([t for t, _ in validity]),
+        concat_tables([t for t, _ in novelty]),
         dedup,
         settings["symprec"],
     )
@@ -319,7 +346,7 @@ def run_metrics_job(
             ]
         ),
     )
-    requested: dict[str, int] = {}
+    requested = dict.fromkeys(generator_names, 0)
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
     thresholds = None
