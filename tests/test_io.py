@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import stat
+
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -48,3 +51,12 @@ def test_same_records_give_identical_bytes(tmp_path):
     io.write_records(tmp_path / "one.jsonl.gz", records)
     io.write_records(tmp_path / "two.jsonl.gz", records)
     assert io.file_sha256(tmp_path / "one.jsonl.gz") == io.file_sha256(tmp_path / "two.jsonl.gz")
+
+
+def test_written_files_follow_the_umask_not_mkstemps_private_mode(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        io.write_json(tmp_path / "shared.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644

@@ -106,6 +106,7 @@ def finished(
 ) -> RelaxResult:
     """The result row of a relaxation that ended normally (converged or out of steps)."""
     relaxed = AseAtomsAdaptor.get_structure(atoms)
+    energy = float(energy)  # potentials return numpy float32, which JSON would store as a string
     return RelaxResult(
         "converged" if converged else "unconverged",
         structure=relaxed,
