@@ -65,6 +65,9 @@ ADHERENCE_FLAGS = {
 SUMMARY_INPUTS = {
     "id": "str",
     "generator": "str",
+    "formula": "str",
+    "chemsys": "str",
+    "space_group_number": "int64",
     "status": "str",
     "rmsd": "float64",
     "evaluated": "bool",
@@ -258,7 +261,7 @@ def adherence_fractions(evaluated: pd.DataFrame) -> dict[str, float]:
     """Each adherence fraction over the evaluated structures that have that target; NaN if none."""
     fractions = {}
     for column, flag in ADHERENCE_FLAGS.items():
-        hits = evaluated[flag].dropna()
+        hits = evaluated[flag].dropna() if flag in evaluated else pd.Series(dtype=bool)
         fractions[column] = float(hits.astype(bool).mean()) if len(hits) else float("nan")
     return fractions
 
