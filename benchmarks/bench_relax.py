@@ -77,13 +77,14 @@ def run_mode(settings: dict, n: int, seed: int) -> dict:
     cuda = relaxer.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     results = relaxer.relax(structures)
     if cuda:
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
     return {
         "wall": wall,
+        "cpu": time.process_time() - start_cpu,
         "rss_loaded": loaded_rss,
         "rss_peak": peak_rss_mib(),
         "gpu_peak": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
@@ -131,15 +132,19 @@ def main() -> None:
             runs[mode] = pool.submit(run_mode, {**settings, "batched": batched}, args.n, args.seed).result()
     loop, batch = runs["per-structure"], runs["batched"]
     print(f"model {batch['checkpoint']} ({args.dtype}) on {batch['device']}, torch threads 1")
-    print(f"{'':14}{'struct/s':>10}{'wall':>9}{'steps':>8}{'calls':>8}{'RSS peak':>10}{'GPU peak':>10}")
+    print(
+        f"{'':14}{'struct/s':>10}{'wall':>9}{'CPU':>9}{'steps':>8}{'calls':>8}"
+        f"{'RSS peak':>10}{'GPU peak':>10}"
+    )
     for mode, run in runs.items():
         calls = run["model_calls"] or sum(s + 1 for s in run["steps"])
         print(
-            f"{mode:14}{args.n / run['wall']:>10.2f}{run['wall']:>8.1f}s{sum(run['steps']):>8}{calls:>8}"
+            f"{mode:14}{args.n / run['wall']:>10.2f}{run['wall']:>8.1f}s{run['cpu']:>8.1f}s"
+            f"{sum(run['steps']):>8}{calls:>8}"
             f"{run['rss_peak']:>9.0f}M{run['gpu_peak']:>9.0f}M"
         )
     print(
-        f"{'ratio':14}{loop['wall'] / batch['wall']:>9.2f}x{'':>9}{'':>8}{'':>8}"
+        f"{'ratio':14}{loop['wall'] / batch['wall']:>9.2f}x{'':>9}{loop['cpu'] / batch['cpu']:>8.2f}x{'':>16}"
         f"{batch['rss_peak'] / loop['rss_peak']:>9.2f}x{batch['gpu_peak'] / loop['gpu_peak']:>9.2f}x"
     )
     same_status = loop["statuses"] == batch["statuses"]
