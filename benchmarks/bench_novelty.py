@@ -40,7 +40,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from bench_dedup import in_fresh_process, peak_rss_mib, random_rotation
+from bench_dedup import CountedFits, in_fresh_process, peak_rss_mib, random_rotation
 from pymatgen.core import Lattice, Structure
 
 from crystal_campaign import io
@@ -274,15 +274,7 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
     references = reference_by_formula(reference_path, set(formulas))
     input_rss = peak_rss_mib()
     matcher = build_matcher()
-    calls = 0
-    fit = matcher.fit
-
-    def counted_fit(*fit_args: object, **kwargs: object) -> bool:
-        nonlocal calls
-        calls += 1
-        return fit(*fit_args, **kwargs)
-
-    matcher.fit = counted_fit
+    counted = CountedFits(matcher)
     # group_structures pre-groups by formula anyway: one call per bucket gives the same groups and
     # a time per bucket, for the extrapolation to unsampled buckets
     seconds: dict[str, float] = defaultdict(float)
@@ -298,7 +290,7 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
             for member in group:
                 leaders[position[id(member)]] = position[id(group[0])]
     dedup_wall = sum(seconds.values())
-    dedup_calls, calls = calls, 0
+    dedup_calls = counted.calls
     matches = []
     for s, formula in zip(structures, formulas, strict=True):
         start = time.perf_counter()
@@ -314,7 +306,7 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
         "dedup_wall": dedup_wall,
         "novelty_wall": sum(seconds.values()) - dedup_wall,
         "dedup_calls": dedup_calls,
-        "novelty_calls": calls,
+        "novelty_calls": counted.calls - dedup_calls,
         "input_rss": input_rss,
         "rss": peak_rss_mib(),
     }
