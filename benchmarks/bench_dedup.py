@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from crystal_campaign.generators.random_search import BACKEND
@@ -160,6 +161,20 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+class CountedFits:
+    """Counts ``fit`` calls on one matcher instance (``group_structures`` calls ``self.fit``)."""
+
+    def __init__(self, matcher: StructureMatcher) -> None:
+        self.calls = 0
+        fit = matcher.fit
+
+        def counted_fit(*args: object, **kwargs: object) -> bool:
+            self.calls += 1
+            return fit(*args, **kwargs)
+
+        matcher.fit = counted_fit
+
+
 def run_method(method: str, n: int, seed: int) -> dict:
     """In a fresh process: load the input, then time one method; leaders per structure and fit calls."""
     structures = load_structures(n, seed)
@@ -169,16 +184,9 @@ def run_method(method: str, n: int, seed: int) -> dict:
     if method == "ours":
         leaders, calls = group_indices(structures, matcher)
     else:
-        calls = 0
-        fit = matcher.fit
-
-        def counted_fit(*args: object, **kwargs: object) -> bool:
-            nonlocal calls
-            calls += 1
-            return fit(*args, **kwargs)
-
-        matcher.fit = counted_fit  # group_structures calls self.fit: count on this instance only
+        counted = CountedFits(matcher)
         groups = matcher.group_structures(structures)
+        calls = counted.calls
         position = {id(s): i for i, s in enumerate(structures)}
         leaders = [-1] * len(structures)
         for group in groups:

@@ -40,7 +40,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from bench_dedup import in_fresh_process, peak_rss_mib, random_rotation
+from bench_dedup import CountedFits, in_fresh_process, peak_rss_mib, random_rotation
 from pymatgen.core import Lattice, Structure
 
 from crystal_campaign import io
@@ -274,18 +274,11 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
     references = reference_by_formula(reference_path, set(formulas))
     input_rss = peak_rss_mib()
     matcher = build_matcher()
-    calls = 0
-    fit = matcher.fit
-
-    def counted_fit(*fit_args: object, **kwargs: object) -> bool:
-        nonlocal calls
-        calls += 1
-        return fit(*fit_args, **kwargs)
-
-    matcher.fit = counted_fit
+    counted = CountedFits(matcher)
     # group_structures pre-groups by formula anyway: one call per bucket gives the same groups and
     # a time per bucket, for the extrapolation to unsampled buckets
     seconds: dict[str, float] = defaultdict(float)
+    dedup_seconds: dict[str, float] = {}
     position = {id(s): i for i, s in enumerate(structures)}
     leaders = [-1] * len(structures)
     for formula in dict.fromkeys(formulas):
@@ -294,11 +287,12 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
             [s for s, f in zip(structures, formulas, strict=True) if f == formula]
         )
         seconds[formula] += time.perf_counter() - start
+        dedup_seconds[formula] = seconds[formula]
         for group in groups:
             for member in group:
                 leaders[position[id(member)]] = position[id(group[0])]
     dedup_wall = sum(seconds.values())
-    dedup_calls, calls = calls, 0
+    dedup_calls = counted.calls
     matches = []
     for s, formula in zip(structures, formulas, strict=True):
         start = time.perf_counter()
@@ -310,11 +304,12 @@ def run_baseline(args: argparse.Namespace, positions: list[int]) -> dict:
         "leaders": leaders,
         "matches": matches,
         "seconds": dict(seconds),
+        "dedup_seconds": dedup_seconds,
         "reduce_wall": 0.0,  # inside group_structures and fit
         "dedup_wall": dedup_wall,
         "novelty_wall": sum(seconds.values()) - dedup_wall,
         "dedup_calls": dedup_calls,
-        "novelty_calls": calls,
+        "novelty_calls": counted.calls - dedup_calls,
         "input_rss": input_rss,
         "rss": peak_rss_mib(),
     }
@@ -403,10 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     # baseline for all: per stratum, its time per sampled structure times the stratum's structures
     # (linear, so an underestimate for big buckets, where group_structures grows quadratically)
-    estimate = 0.0
+    # and a second estimate that scales each sampled bucket's group_structures time with the square
+    # of (bucket size / sampled size), as its fit calls grow for buckets of distinct polymorphs
+    estimate = quadratic = 0.0
+    bucket_sizes = Counter(formulas)
     for name, (n_stratum, n_sample, n_buckets, sample_formulas) in strata.items():
         sampled = sum(theirs["seconds"].get(f, 0.0) for f in sample_formulas)
         estimate += sampled * n_stratum / n_sample if n_sample else 0.0
+        for f in sample_formulas:
+            growth = bucket_sizes[f] / min(bucket_sizes[f], args.max_sample)
+            dedup = theirs["dedup_seconds"].get(f, 0.0)
+            bucket = dedup * growth**2 + (theirs["seconds"].get(f, 0.0) - dedup) * growth
+            quadratic += bucket * n_buckets / len(sample_formulas)
         print(
             f"  stratum {name:>6}: {n_buckets} buckets, {n_stratum} structures, {n_sample} sampled, "
             f"baseline {sampled:.1f} s on the sample"
@@ -414,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"baseline for all {args.generated}, extrapolated: {estimate:.0f} s; ours {total(ours):.0f} s: "
         f"{estimate / total(ours):.1f}x"
+    )
+    print(
+        f"baseline for all {args.generated}, dedup extrapolated quadratically per bucket: {quadratic:.0f} s: "
+        f"{quadratic / total(ours):.1f}x"
     )
     print(
         f"reference: {args.reference} structures, reduced once in {reference['wall']:.0f} s "

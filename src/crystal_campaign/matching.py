@@ -16,7 +16,8 @@ one of these rules proves it False under the matcher's options:
 
 1. Bucket: different comparator hashes (reduced formulas). Proof: ``fit`` returns False on
    unequal hashes before any work when ``allow_subset`` is False; under ``disordered`` the same
-   holds for two ordered structures (reduced formulas must be equal), see ``AlloyMatcher.fit``.
+   holds for two ordered structures (reduced formulas must be equal), see ``AlloyMatcher.fit_reduced``;
+   a partially occupied structure under ``disordered`` (``crosses``) is compared across buckets.
 2. Site count: different site counts of the reduced cells, when ``a`` can only be compared
    without supercells (``ordered``; ``disordered`` with an ``a`` that has no substitutable pair).
    Proof: with ``attempt_supercell`` False, ``fu`` is 1 and ``_strict_match`` returns None unless
@@ -28,8 +29,12 @@ one of these rules proves it False under the matcher's options:
    of any basis is at least the i-th successive minimum ``minima(a)[i]``. With ``scale`` both
    lattices are first scaled to equal volume, which ``lengths``/``minima`` undo by dividing by
    the cube root of the volume; ``LENGTH_SLACK`` only ever lets more pairs through (float rounding).
+4. Lattice mapping (``lattice_may_map``), same condition, pair by pair: the lattice search of
+   ``fit`` replayed on cached short vectors of ``a``; if it finds no basis, ``fit`` tries no
+   lattice and returns False (proof in its docstring).
 Volume never prunes under ``scale=True``; under ``disordered`` an ``a`` with a substitutable
-element pair (Hume-Rothery) may match through supercells and subsets, so only rule 1 applies.
+element pair (Hume-Rothery) may match through supercells and subsets, so only rule 1 applies,
+and a pair with a partially occupied ``b`` is never pruned by rules 2-4.
 Reduced structures are computed once per structure (the reference's once per snapshot, on disk).
 """
 
