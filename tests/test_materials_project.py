@@ -178,3 +178,30 @@ def test_novelty_and_mp_stability_after_prefetch_work_offline(tmp_path, server):
     assert table["decomposition"].tolist()[1] == "NaCl (mp:mp-22862) 1.000"
     assert recorded["energy_basis"] == "mp" and recorded["energy_correction"] == "none"
     assert recorded["mp"][0]["include_gnome"] is False
+
+
+def test_cli_prefetch_lists_what_it_fetched_and_fails_when_a_system_failed(
+    tmp_path, server, monkeypatch, capsys
+):
+    import yaml
+
+    from crystal_campaign.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    source = mp_settings(tmp_path, server.endpoint, max_retries=0)["sources"][0]
+    config = {
+        "campaign": "c",
+        "generators": [
+            {"name": "g", "backend": "random", "n_batches": 1, "batch_size": 1, "compositions": ["NaCl"]}
+        ],
+        "reference": {"sources": [source]},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    server.faults["Na"] = [503]
+    with pytest.raises(SystemExit) as stopped:
+        main(["prefetch", "--configfile", "c.yaml"])
+    assert "1 item(s) could not be fetched" in str(stopped.value.code)
+    out = capsys.readouterr().out
+    assert "reference: FAILED mp 2025.09.25 Na:" in out and "Cl-Na: 1 structures, 1 entries" in out
+    main(["prefetch", "--configfile", "c.yaml"])  # the retry fetches only what failed, and succeeds
+    assert "reference: mp 2025.09.25 (without GNoME) Na: 1 structures" in capsys.readouterr().out
