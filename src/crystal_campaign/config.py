@@ -123,6 +123,10 @@ def _generator_problems(index: int, generator: dict) -> list[str]:
                 f"{where}.min_atoms: {generator['min_atoms']} is not allowed; "
                 f"allowed: <= max_atoms ({generator['max_atoms']})"
             )
+    if generator["backend"] == "mattergen":
+        from crystal_campaign.generators import mattergen
+
+        problems += mattergen.config_problems(where, generator)
     if generator["backend"] == "import":
         for pattern in generator["paths"]:
             if not matching_files([pattern]):

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds a CPU MatterGen environment (a venv) for the `mattergen` generator backend and its tests.
+#   bash envs/build-mattergen-env.sh [ENV_DIR]      (default: .venv-mattergen, git-ignored)
+# MatterGen 1.0.3 pins a CUDA 11.8 torch that PyPI does not have, so the recipe installs it without
+# its dependencies, then its own requirements minus the torch family, with the pins measured in
+# ../shared/notes/mattergen.md. Re-running is a no-op (a stamp holds this script's hash).
+# Variables: PYTHON (interpreter to build from, 3.10/3.11), MATTERGEN_TORCH (torch requirement,
+# e.g. a CUDA build on GPU nodes), MATTERGEN_WHEELS (folder with torch_scatter/torch_sparse
+# wheels; default ../shared/wheels; without it they compile from source, ~45 min on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+env_dir=${1:-.venv-mattergen}
+python=${PYTHON:-python3}
+torch_req=${MATTERGEN_TORCH:-torch==2.13.0}
+wheels=${MATTERGEN_WHEELS:-../shared/wheels}
+mattergen_req="mattergen==1.0.3"
+# setuptools<81: Lightning 2.0.6 imports pkg_resources. ase 3.24: mattersim. SMACT<3: mattergen's
+# composition check breaks on SMACT 4. emmet-core 0.84.x: newer ones need numpy>=2.
+pins=("setuptools<81" "emmet-core>=0.84.3,<0.85" "ase==3.24.0" "SMACT<3")
+
+stamp="${env_dir}/.crystal-campaign-built"
+recipe_hash=$( (cat "$0"; echo "${torch_req} ${python}") | sha256sum | cut -d' ' -f1)
+if [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${recipe_hash}" ]; then
+    echo "MatterGen environment ${env_dir} is up to date"
+    exit 0
+fi
+
+start=$SECONDS
+rm -rf "${env_dir}"
+"${python}" -m venv "${env_dir}"
+pip=("${env_dir}/bin/python" -m pip install --quiet)
+
+"${pip[@]}" "${torch_req}"
+"${pip[@]}" --no-deps "${mattergen_req}"
+
+# MatterGen's declared requirements without the torch family (torch_geometric stays).
+requirements="${env_dir}/mattergen-requirements.txt"
+"${env_dir}/bin/python" - "${requirements}" <<'PY'
+import re
+import sys
+from importlib.metadata import requires
+
+skip = {"torch", "torchvision", "torchaudio", "torch-scatter", "torch-sparse", "torch-cluster"}
+keep = []
+for line in requires("mattergen"):
+    name = re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower().replace("_", "-")
+    if name not in skip:
+        keep.append(line)
+with open(sys.argv[1], "w") as out:
+    out.write("\n".join(keep) + "\n")
+PY
+"${pip[@]}" -r "${requirements}" "${torch_req}" "${pins[@]}"
+# A torchvision pulled in transitively does not match this torch and breaks Lightning's import.
+"${env_dir}/bin/python" -m pip uninstall --quiet -y torchvision torchaudio 2>/dev/null || true
+
+# torch_scatter/torch_sparse are source-only on PyPI and their build imports torch.
+extension_reqs=("torch-scatter==2.1.2" "torch-sparse==0.6.18")
+if [ -d "${wheels}" ]; then
+    "${pip[@]}" --find-links "${wheels}" --no-build-isolation "${extension_reqs[@]}"
+else
+    echo "no ${wheels}: compiling torch_scatter and torch_sparse from source (slow)"
+    "${pip[@]}" --no-build-isolation "${extension_reqs[@]}"
+fi
+
+"${env_dir}/bin/python" -c "import torch_scatter, torch_sparse, mattergen.generator" >/dev/null
+echo "${recipe_hash}" >"${stamp}"
+echo "built MatterGen environment ${env_dir} in $((SECONDS - start)) s"
