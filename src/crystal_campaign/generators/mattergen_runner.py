@@ -28,6 +28,9 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+# Run by path, Python puts this directory first on sys.path, where our adapter mattergen.py would
+# shadow the real mattergen package.
+sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 USER_ERROR_EXIT = 3
 CUSTOM_DISTRIBUTION = "crystal_campaign_custom"
 D3PM_SCHEDULE_KEY = (
