@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from crystal_campaign.config import validate_config_or_exit
+from crystal_campaign.io import JobError
 from crystal_campaign.prefetch import prefetch_campaign
 
 
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.configfile}: ok ({len(config['generators'])} generators)")
         return
     if args.command == "prefetch":
-        fetched = prefetch_campaign(config)
+        try:
+            fetched = prefetch_campaign(config)
+        except JobError as error:
+            raise SystemExit(f"error: {error}") from None
         print("\n".join(fetched) if fetched else "nothing to download: every model and reference is local")
         return
     summary = Path("results") / config["campaign"] / "metrics" / "summary.md"
