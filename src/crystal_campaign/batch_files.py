@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -59,6 +60,14 @@ def write_records(path: str | Path, records: Iterable[dict]) -> None:
     ):
         for record in records:
             handle.write(json.dumps(record, default=str) + "\n")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sidecar_path(batch_path: str | Path) -> Path:

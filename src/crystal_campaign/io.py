@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from pymatgen.core import Structure
 
 # The batch writers need only the standard library: runners in other environments use them too.
 from crystal_campaign.batch_files import atomic_path as atomic_path
+from crystal_campaign.batch_files import file_sha256 as file_sha256
 from crystal_campaign.batch_files import sidecar_path as sidecar_path
 from crystal_campaign.batch_files import structure_record as structure_record
 from crystal_campaign.batch_files import write_batch_files as write_batch_files
@@ -68,14 +68,6 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
     arrow = pq.read_table(path)
     settings = json.loads((arrow.schema.metadata or {}).get(SETTINGS_KEY, b"{}"))
     return arrow.to_pandas(), settings
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ GemNet scale file (``common/gemnet/gemnet-dT.json``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -141,14 +140,6 @@ def checkpoint_info(settings: dict, config_overrides: list[str]):
         ) from error
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def d3pm_overrides(info, steps: int) -> list[str]:
     """Make the atom-type diffusion (D3PM) schedule match ``steps``: the sampler requires it."""
     from omegaconf import OmegaConf
@@ -239,11 +230,16 @@ def run_sample(spec: dict) -> dict:
     from mattergen.common.utils.globals import get_device
     from mattergen.generator import CrystalGenerator
 
-    from crystal_campaign.batch_files import structure_record, write_batch_files
+    from crystal_campaign.batch_files import file_sha256, structure_record, write_batch_files
 
     start = time.perf_counter()
     settings, job_dir, sampler = spec["settings"], Path(spec["job_dir"]), spec["sampler"]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if settings["device"].startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device {settings['device']}: no CUDA GPU is visible to this job; "
+            "request a GPU for it or set device: auto or cpu"
+        )
     supply_gemnet_scale_file(job_dir)
     info = checkpoint_info(settings, [])
     overrides = d3pm_overrides(info, sampler["steps"])
@@ -310,6 +306,8 @@ def run_sample(spec: dict) -> dict:
 
 
 def run_prefetch(spec: dict) -> dict:
+    from crystal_campaign.batch_files import file_sha256
+
     info = checkpoint_info(spec["settings"], [])
     return {"model_dir": str(info.model_path), "checkpoint_sha256": file_sha256(info.checkpoint_path)}
 
