@@ -4,7 +4,7 @@
 #   bash envs/build-mattergen-env.sh --into-active  (the active conda env, which brings its own torch,
 #                                                   torch_scatter, torch_sparse: envs/mattergen.post-deploy.sh)
 # MatterGen 1.0.3 pins a CUDA 11.8 torch that PyPI does not have, so the recipe installs it without
-# its dependencies, then its own requirements minus the torch family, with the pins measured in
+# its dependencies, then its own requirements minus the torch family and dev tools, with the pins in
 # ../shared/notes/mattergen.md. Re-running is a no-op (a stamp holds this script's hash).
 # Variables: PYTHON (interpreter to build from, 3.10/3.11), MATTERGEN_TORCH (torch requirement,
 # e.g. a CUDA build on GPU nodes), MATTERGEN_WHEELS (folder with torch_scatter/torch_sparse
@@ -47,14 +47,18 @@ pip=("${env_python}" -m pip install --quiet)
 "${pip[@]}" "${torch_req}"
 "${pip[@]}" --no-deps "${mattergen_req}"
 
-# MatterGen's declared requirements without the torch family (torch_geometric stays).
+# MatterGen's declared requirements without the torch family (torch_geometric stays) and without
+# the development and notebook tools it lists, which no MatterGen module imports (they take most
+# of the build time).
 requirements=$(mktemp)
 "${env_python}" - "${requirements}" <<'PY'
 import re
 import sys
 from importlib.metadata import requires
 
-skip = {"torch", "torchvision", "torchaudio", "torch-scatter", "torch-sparse", "torch-cluster"}
+torch_family = {"torch", "torchvision", "torchaudio", "torch-scatter", "torch-sparse", "torch-cluster"}
+tools = {"jupyterlab", "notebook", "pylint", "autopep8", "pytest", "wandb", "seaborn"}
+skip = torch_family | tools
 keep = []
 for line in requires("mattergen"):
     name = re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower().replace("_", "-")

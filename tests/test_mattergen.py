@@ -88,10 +88,15 @@ def sample_batch(settings: dict, path: Path) -> tuple[list[dict], dict]:
     return io.read_records(path), io.read_json(io.sidecar_path(path))
 
 
-def test_runner_writes_the_standard_batch_format(models, tmp_path):
-    records, sidecar = sample_batch(
-        generator("mg", model_path=str(models["unconditional"])), tmp_path / "0000.jsonl.gz"
-    )
+@pytest.fixture(scope="module")
+def unconditional_batch(models, tmp_path_factory) -> tuple[dict, list[dict], dict]:
+    settings = generator("mg", model_path=str(models["unconditional"]))
+    records, sidecar = sample_batch(settings, tmp_path_factory.mktemp("batch") / "0000.jsonl.gz")
+    return settings, records, sidecar
+
+
+def test_runner_writes_the_standard_batch_format(unconditional_batch, models, tmp_path):
+    _, records, sidecar = unconditional_batch
     baseline = {
         "name": "rss",
         "backend": "random",
@@ -114,11 +119,10 @@ def test_runner_writes_the_standard_batch_format(models, tmp_path):
     assert sidecar["stats"]["structures_per_s"] > 0
 
 
-def test_same_seed_same_batch(models, tmp_path):
-    settings = generator("mg", model_path=str(models["unconditional"]))
-    first, _ = sample_batch(settings, tmp_path / "a" / "0000.jsonl.gz")
-    second, _ = sample_batch(settings, tmp_path / "b" / "0000.jsonl.gz")
-    assert [r["structure"] for r in first] == [r["structure"] for r in second]
+def test_same_seed_same_batch(unconditional_batch, tmp_path):
+    settings, records, _ = unconditional_batch
+    again, _ = sample_batch(settings, tmp_path / "0000.jsonl.gz")
+    assert [r["structure"] for r in again] == [r["structure"] for r in records]
 
 
 def test_conditioning_a_model_not_trained_for_it_is_one_line(models, tmp_path):
