@@ -234,6 +234,8 @@ def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models,
             model_path=str(models["chemical_system"]),
             properties_to_condition_on={"chemical_system": "Na-Cl"},
             diffusion_guidance_factor=2.0,
+            # fewer steps than the model's atom-type schedule: the runner makes the schedule match
+            steps=STEPS - 1,
         ),
     ]
     config = {
@@ -261,4 +263,5 @@ def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models,
         2.0,
     )
     assert json.loads(json.dumps(guided["settings"]))["sampling_config_overrides"] == NO_CELL_UPDATES
+    assert guided["sampler"]["steps"] == STEPS - 1 and guided["n_requested"] == 3
     assert campaign.planned_jobs() == {}
