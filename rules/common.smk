@@ -34,3 +34,9 @@ def imported_files(wildcards):
     if generator["backend"] != "import":
         return []
     return importer.batch_files(generator, int(wildcards.batch))
+
+
+def sample_conda_env(wildcards):
+    """`--sdm conda`: MatterGen's sample jobs run in its own environment (see envs/mattergen.yaml)."""
+    name = "mattergen" if GENERATORS[wildcards.generator]["backend"] == "mattergen" else "campaign"
+    return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")

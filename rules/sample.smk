@@ -16,6 +16,6 @@ rule sample:
         mem_mb=2000,
         runtime=60,
     conda:
-        "../envs/campaign.yaml"
+        sample_conda_env
     script:
         "../scripts/sample.py"

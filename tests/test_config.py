@@ -33,7 +33,8 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
     [
         (
             lambda c: c["generators"][0].update(backend="diffusion"),
-            "generators[0].backend: 'diffusion' is not allowed; allowed: random, import, chemeleon",
+            "generators[0].backend: 'diffusion' is not allowed; "
+            "allowed: random, import, chemeleon, mattergen",
         ),
         (
             lambda c: c["generators"][0].update(n_batches=-2),

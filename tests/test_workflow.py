@@ -226,7 +226,8 @@ def test_bad_config_stops_before_anything_runs_with_one_line(tmp_path):
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
     assert errors == [
-        "config error: generators[0].backend: 'gan' is not allowed; allowed: random, import, chemeleon"
+        "config error: generators[0].backend: 'gan' is not allowed; "
+        "allowed: random, import, chemeleon, mattergen"
     ]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()

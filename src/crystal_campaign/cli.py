@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from crystal_campaign.config import validate_config_or_exit
-from crystal_campaign.generators import GeneratorUnavailable
+from crystal_campaign.io import JobError
 from crystal_campaign.prefetch import prefetch_campaign
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "prefetch":
         try:
             fetched = prefetch_campaign(config)
-        except GeneratorUnavailable as error:
+        except JobError as error:
             raise SystemExit(f"prefetch failed: {error}") from None
         print("\n".join(fetched) if fetched else "nothing to download: every model and reference is local")
         failed = [line for line in fetched if "FAILED" in line]

@@ -170,6 +170,10 @@ def _generator_problems(index: int, generator: dict) -> list[str]:
             )
     if generator["backend"] == "chemeleon":
         problems += _chemeleon_problems(where, generator)
+    if generator["backend"] == "mattergen":
+        from crystal_campaign.generators import mattergen
+
+        problems += mattergen.config_problems(where, generator)
     if generator["backend"] == "import":
         for pattern in generator["paths"]:
             if not matching_files([pattern]):

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
-import io
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,63 +23,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
+# The batch writers need only the standard library: runners in other environments use them too.
+from crystal_campaign.batch_files import atomic_path as atomic_path
+from crystal_campaign.batch_files import file_sha256 as file_sha256
+from crystal_campaign.batch_files import sidecar_path as sidecar_path
+from crystal_campaign.batch_files import structure_record as structure_record
+from crystal_campaign.batch_files import write_batch_files as write_batch_files
+from crystal_campaign.batch_files import write_json as write_json
+from crystal_campaign.batch_files import write_records as write_records
+
 SETTINGS_KEY = b"crystal_campaign.settings"
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp makes the file private (0600); results are shared with the group on clusters.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+class JobError(RuntimeError):
+    """A job failure the user can fix: its message is one line saying what to do (shown without traceback)."""
 
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
-
-
-def structure_record(
-    record_id: str, index: int, structure: Structure | None, reason: str | None, **extra: Any
-) -> dict:
-    return {
-        "id": record_id,
-        "index": index,
-        "structure": structure.as_dict() if structure is not None else None,
-        "reason": reason,
-        **extra,
-    }
-
-
-def write_records(path: str | Path, records: Iterable[dict]) -> None:
-    # No name or time in the gzip header: the same records always give the same bytes and SHA-256.
-    with (
-        atomic_path(path) as tmp,
-        open(tmp, "wb") as file,
-        gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as raw,
-        io.TextIOWrapper(raw) as handle,
-    ):
-        for record in records:
-            handle.write(json.dumps(record, default=str) + "\n")
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -94,12 +51,6 @@ def read_records(path: str | Path) -> list[dict]:
         if record.get("structure") is not None:
             record["structure"] = Structure.from_dict(record["structure"])
     return records
-
-
-def sidecar_path(batch_path: str | Path) -> Path:
-    """``x/0003.jsonl.gz`` -> ``x/0003.json``."""
-    path = Path(batch_path)
-    return path.with_name(path.name.removesuffix(".jsonl.gz") + ".json")
 
 
 def write_table(path: str | Path, table: pd.DataFrame, settings: dict) -> None:
@@ -119,14 +70,6 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return arrow.to_pandas(), settings
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @contextlib.contextmanager
 def log_to(path: str | Path) -> Iterator[None]:
     """Send a job's Python output, warnings and logging to its Snakemake log file."""
@@ -138,6 +81,10 @@ def log_to(path: str | Path) -> Iterator[None]:
         logging.basicConfig(stream=handle, level=logging.INFO, force=True)
         try:
             yield
+        except JobError as error:
+            print(f"error: {error}", file=handle)
+            print(f"error: {error} (log: {path})", file=sys.__stderr__)
+            raise SystemExit(1) from None
         except BaseException:
             import traceback
 

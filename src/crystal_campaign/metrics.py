@@ -314,6 +314,34 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_sampler_columns(table: pd.DataFrame, sidecars: Sequence[dict]) -> pd.DataFrame:
+    """Per structure: its batch's sampler label and whether that sampler is not the model's published one."""
+    samplers = pd.DataFrame(
+        [
+            {
+                "generator": sidecar["generator"],
+                "batch": sidecar["batch"],
+                "sampler": sidecar.get("sampler", {}).get("label", ""),
+                "nondefault_sampler": not sidecar.get("sampler", {}).get("published", True),
+            }
+            for sidecar in sidecars
+        ],
+        columns=["generator", "batch", "sampler", "nondefault_sampler"],
+    )
+    return table.merge(samplers, on=["generator", "batch"], how="left", validate="many_to_one")
+
+
+def summary_sampler_columns(summary: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per generator (and all): the samplers used and whether any was non-default, flagged in the tables."""
+    groups = {name: table[table["generator"] == name] for name in summary["generator"]}
+    groups["all"] = table
+    labels = {name: "; ".join(sorted(set(g["sampler"].dropna()) - {""})) for name, g in groups.items()}
+    flagged = {name: bool(group["nondefault_sampler"].fillna(False).any()) for name, group in groups.items()}
+    return summary.assign(
+        sampler=summary["generator"].map(labels), nondefault_sampler=summary["generator"].map(flagged)
+    )
+
+
 def run_metrics_job(
     sample_paths: Sequence[str],
     relaxed_paths: Sequence[str],
@@ -352,6 +380,7 @@ def run_metrics_job(
     requested = dict.fromkeys(generator_names, 0)
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
+    table = with_sampler_columns(table, samples)
     thresholds = None
     if stability:
         table = add_stability(table, pd.concat([t for t, _ in stability], ignore_index=True))
@@ -360,7 +389,7 @@ def run_metrics_job(
             "stability_threshold": used_stability["threshold"],
             "metastable_threshold": used_stability["metastable_threshold"],
         }
-    summary = summary_table(table, requested, thresholds)
+    summary = summary_sampler_columns(summary_table(table, requested, thresholds), table)
     summary["model"] = summary["generator"].map(generator_models(samples)).fillna("")
     relaxers = {
         json.dumps(r, sort_keys=True): r

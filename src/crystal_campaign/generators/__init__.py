@@ -20,6 +20,7 @@ BACKEND_MODULES = {
     "random": "crystal_campaign.generators.random_search",
     "import": "crystal_campaign.generators.importer",
     "chemeleon": "crystal_campaign.generators.chemeleon",
+    "mattergen": "crystal_campaign.generators.mattergen",
 }
 
 
@@ -37,7 +38,10 @@ def sample(settings: dict, campaign: str, batch: int, path: str) -> None:
     """Run one sampling job of the generator configured by ``settings`` into ``path``."""
     module = backend_module(settings)
     versions = package_versions(*module.VERSIONED_PACKAGES)
-    run_sample_job(module.BACKEND, settings, campaign, batch, path, versions)
+    if hasattr(module.BACKEND, "write_batch"):  # runs in its own environment and writes the files itself
+        module.BACKEND.write_batch(settings, campaign, batch, path, versions)
+    else:
+        run_sample_job(module.BACKEND, settings, campaign, batch, path, versions)
 
 
 __all__ = [

@@ -30,7 +30,7 @@ class BatchOutput:
     stats: dict = field(default_factory=dict)
 
 
-class GeneratorUnavailable(RuntimeError):
+class GeneratorUnavailable(io.JobError):
     """The generator cannot run here (no checkpoint, unusable model, no device); the message, one
     line, names the generator and what to do."""
 
@@ -85,10 +85,9 @@ def write_batch(
         )
         for index, sample in enumerate(output.samples)
     ]
-    io.write_records(path, records)
-    n_generated = sum(sample.structure is not None for sample in output.samples)
-    io.write_json(
-        io.sidecar_path(path),
+    io.write_batch_files(
+        path,
+        records,
         {
             "campaign": campaign,
             "generator": name,
@@ -96,9 +95,6 @@ def write_batch(
             "batch": batch,
             "seed": seed,
             "settings": settings,
-            "n_requested": len(output.samples),
-            "n_generated": n_generated,
-            "n_failed": len(output.samples) - n_generated,
             "stats": output.stats,
             "wall_time_s": round(wall_time_s, 3),
             "versions": versions,
