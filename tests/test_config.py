@@ -28,6 +28,15 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
     assert "max_attempts" not in DEFAULT["generators"][0], "the caller's config must not be modified"
 
 
+def test_example_gpu_campaign_is_valid_and_uses_every_real_backend(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = validate_config(yaml.safe_load((REPO / "config" / "examples" / "gpu_campaign.yaml").read_text()))
+    assert {g["backend"] for g in config["generators"]} == {"mattergen", "chemeleon"}
+    assert sum(g["n_batches"] * g["batch_size"] for g in config["generators"]) == 6144
+    assert config["relax"]["backend"] == "mace"
+    assert [s["source"] for s in config["reference"]["sources"]] == ["mp"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
