@@ -353,9 +353,14 @@ def test_adding_chemeleon_batches_runs_only_the_new_ones(campaign):
         "sample": 1,
         "relax": 1,
         "validity": 1,
+        "reduce": 1,
         "novelty": 1,
+        "stability": 1,
+        "dedup_shard": 4,
         "dedup": 1,
         "metrics": 1,
+        "candidates": 1,
+        "plots": 1,
         "all": 1,
     }
 

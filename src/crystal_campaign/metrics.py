@@ -65,6 +65,7 @@ ADHERENCE_FLAGS = {
 SUMMARY_INPUTS = {
     "id": "str",
     "generator": "str",
+    "batch": "int64",
     "formula": "str",
     "chemsys": "str",
     "space_group_number": "int64",
