@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
+from crystal_campaign import testhooks
+
 SETTINGS_KEY = b"crystal_campaign.settings"
 
 
@@ -39,6 +41,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        testhooks.before_rename(path)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -128,6 +131,9 @@ def log_to(path: str | Path) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
         logging.basicConfig(stream=handle, level=logging.INFO, force=True)
+        from crystal_campaign.jobs import environment_line
+
+        logging.info("job: %s", environment_line())
         try:
             yield
         except BaseException:
