@@ -15,7 +15,7 @@ $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[chgnet,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,dev,slurm]"
 	touch $@
 
 run: $(BIN)/activate
@@ -35,14 +35,17 @@ test: $(BIN)/activate lint
 	bash .ci/stages
 
 test-fast: $(BIN)/activate
-	$(BIN)/pytest -m "not mattergen and not slurm"
+	$(BIN)/pytest -m "not mattergen and not slurm and not resume"
 
-# Filled in by the MatterGen environment and SLURM work (issues 3 and 5).
+# Filled in by the MatterGen environment work (issue 3).
 test-mattergen: $(BIN)/activate
 	$(BIN)/pytest -m mattergen
 
+# Installs Debian's SLURM + munge if missing (root), starts a one-node cluster in the tests, and
+# runs the kill/resume tests, local and on the cluster.
 test-slurm: $(BIN)/activate
-	$(BIN)/pytest -m slurm
+	tests/slurm/cluster.sh install
+	$(BIN)/pytest -m "slurm or resume"
 
 prefetch: $(BIN)/activate
 	$(BIN)/python -m crystal_campaign.cli prefetch --configfile $(CONFIG)

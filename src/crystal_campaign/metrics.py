@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 from pymatgen.core import Structure
@@ -30,6 +31,7 @@ DEFINITIONS = {
     "frac_unique": "n_unique / n_evaluated",
     "frac_novel": "n_novel / n_evaluated",
     "frac_unique_novel": "n_unique_novel / n_evaluated",
+    "n_batches_failed": "sampling or relax jobs that kept failing; their structures are failure rows",
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
 }
 COUNT_COLUMNS = [c for c in DEFINITIONS if c.startswith("n_")]
@@ -129,6 +131,25 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def failed_batches(sample_paths: Sequence[str], relaxed_paths: Sequence[str]) -> list[dict]:
+    """Batches whose sampling or relax job kept failing and was recorded as failure rows (jobs.py)."""
+    failed = []
+    for stage, paths in (("sample", sample_paths), ("relax", relaxed_paths)):
+        for path in paths:
+            sidecar = io.read_json(io.sidecar_path(path))
+            reason = sidecar["stats"].get("failed") if stage == "sample" else sidecar["relaxer"].get("failed")
+            if reason:
+                generator, batch = Path(path).parent.name, int(Path(path).name.split(".")[0])
+                failed.append({"generator": generator, "batch": batch, "stage": stage, "reason": reason})
+    return failed
+
+
+def with_failed_batch_counts(summary: pd.DataFrame, failed: list[dict]) -> pd.DataFrame:
+    counts = pd.Series([f["generator"] for f in failed], dtype=object).value_counts()
+    per_generator = summary["generator"].map(counts).fillna(0).astype(int)
+    return summary.assign(n_batches_failed=per_generator.where(summary["generator"] != "all", len(failed)))
+
+
 def run_metrics_job(
     sample_paths: Sequence[str],
     relaxed_paths: Sequence[str],
@@ -152,7 +173,8 @@ def run_metrics_job(
     requested: dict[str, int] = {}
     for sidecar in samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
-    summary = summary_table(table, requested)
+    failed = failed_batches(sample_paths, relaxed_paths)
+    summary = with_failed_batch_counts(summary_table(table, requested), failed)
     relaxers = {
         json.dumps(r, sort_keys=True): r
         for r in (io.read_json(io.sidecar_path(p))["relaxer"] for p in relaxed_paths)
@@ -166,6 +188,7 @@ def run_metrics_job(
         "matcher": dedup_settings["matcher"],
         "reference": reference,
         "metrics": settings,
+        "failed_batches": failed,
         "fit_calls": {
             "dedup": dedup_settings["fit_calls"],
             "novelty": sum(s["fit_calls"] for _, s in novelty),
@@ -189,6 +212,7 @@ def run_metrics_job(
             + "\n"
             + "\n".join(f"- {key}: {value}" for key, value in stamp.items())
             + "\n"
+            + "".join(f"- failed batch {f['generator']}/{f['batch']:04d}: {f['reason']}\n" for f in failed)
         )
     io.write_json(
         outputs["json"],

@@ -22,7 +22,7 @@ install() {
 
 write_config() {
     local cpus memory
-    cpus=$(nproc)
+    cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it honours OMP_NUM_THREADS
     memory=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 3 / 4))
     mkdir -p "${DIR}"/{spool/ctld,spool/d,log,gpus}
     for gpu in 0 1; do
@@ -51,6 +51,7 @@ SlurmdPidFile=${DIR}/slurmd.pid
 SlurmctldLogFile=${DIR}/log/slurmctld.log
 SlurmdLogFile=${DIR}/log/slurmd.log
 GresTypes=gpu
+AccountingStorageTRES=gres/gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${memory} Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
