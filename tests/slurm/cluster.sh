@@ -51,7 +51,6 @@ SlurmdPidFile=${DIR}/slurmd.pid
 SlurmctldLogFile=${DIR}/log/slurmctld.log
 SlurmdLogFile=${DIR}/log/slurmd.log
 GresTypes=gpu
-AccountingStorageTRES=gres/gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${memory} Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
