@@ -22,23 +22,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-BASE = [
-    "--profile",
-    str(REPO / "profiles" / "slurm"),
-    "--default-resources",
-    "slurm_partition=debug",
-    "mem_mb=1000",
-    "runtime=30",
-    "--slurm-no-account",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "2",
-    "--latency-wait",
-    "5",
-    "--jobs",
-    "8",
-]
+sys.path.insert(0, str(REPO / "tests" / "slurm"))
+from testcluster import SLURM_ARGS  # noqa: E402
+
 WAYS = {
     "one job per batch": [],
     "array jobs": ["--slurm-array-jobs", "sample"],
@@ -74,7 +60,7 @@ def run(way: list[str], batches: int, timeout: float) -> tuple[float, int, int, 
     (root / "campaign.yaml").write_text(yaml.safe_dump(config))
     first = last_job_id()
     start = time.monotonic()
-    command = [str(SNAKEMAKE), "--configfile", "campaign.yaml", "-s", "workflow/Snakefile", *BASE, *way]
+    command = [str(SNAKEMAKE), "--configfile", "campaign.yaml", "-s", "workflow/Snakefile", *SLURM_ARGS, *way]
     try:
         result = subprocess.run(
             [*command, "--until", "sample"], cwd=root, capture_output=True, text=True, timeout=timeout

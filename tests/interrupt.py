@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,22 @@ import pandas as pd
 from conftest import SNAKEMAKE, Campaign
 from crystal_campaign.testhooks import HOOK_VARIABLE
 
+# Two sampling batches (the kills pause batch 1), relaxed with a few CHGNet steps.
+SMALL = {
+    "campaign": "small",
+    "generators": [
+        {
+            "name": "rss",
+            "backend": "random",
+            "n_batches": 2,
+            "batch_size": 2,
+            "chemical_systems": ["Na-Cl"],
+            "min_atoms": 2,
+            "max_atoms": 4,
+        }
+    ],
+    "relax": {"backend": "chgnet", "max_steps": 3},
+}
 BATCH_STAGES = ("samples", "relaxed", "validity", "novelty")
 
 
@@ -35,6 +52,18 @@ class Interruption:
     def id(self) -> str:
         stage = self.paused_output.split("/")[0]
         return f"{self.signal_name}-{self.target}-{stage}"
+
+
+# Each kill pauses batch 1, the last, so batch 0 is usually finished by then.
+INTERRUPTIONS = [
+    Interruption("SIGTERM", "samples/rss/0001.jsonl.gz"),
+    Interruption("SIGINT", "samples/rss/0001.jsonl.gz"),
+    Interruption("SIGKILL", "samples/rss/0001.jsonl.gz"),
+    Interruption("SIGTERM", "relaxed/rss/0001.jsonl.gz"),
+    Interruption("SIGINT", "relaxed/rss/0001.jsonl.gz"),
+    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz"),
+    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz", target="job"),
+]
 
 
 def start(campaign: Campaign, args: list[str], hook_dir: Path) -> subprocess.Popen:
@@ -57,14 +86,26 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def finished_outputs(results: Path) -> dict[str, int]:
-    """Every per-batch output under its final name, with its mtime (ns)."""
+def finished_outputs(campaign: Campaign) -> dict[str, int]:
+    """Per-batch outputs of jobs Snakemake has seen finish, with their mtimes (ns).
+
+    Snakemake marks a job's outputs incomplete (``.snakemake/incomplete/<base64 path>``) from its
+    start until it has registered its end (on SLURM it also touches them then), so the markers are
+    read first: an output without one was finished, and touched, before its mtime is read.
+    """
+    markers = campaign.root / ".snakemake" / "incomplete"
+    incomplete = (
+        {urlsafe_b64decode(m.name).decode() for m in markers.glob("*")} if markers.exists() else set()
+    )
+    results = campaign.results
     return {
         str(path.relative_to(results)): path.stat().st_mtime_ns
         for stage in BATCH_STAGES
         if (results / stage).exists()
         for path in (results / stage).rglob("*")
-        if path.is_file() and not path.name.startswith(".")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and str(path.relative_to(campaign.root)) not in incomplete
     }
 
 
@@ -97,7 +138,7 @@ def interrupt(
     assert not paused.exists(), "the paused output must not be under its final name yet"
     assert list(paused.parent.glob(f".{paused.name}.*.tmp")), "its data waits in a temporary file"
     assert_whole(campaign.results)
-    finished = finished_outputs(campaign.results)
+    finished = finished_outputs(campaign)
 
     number = getattr(signal, interruption.signal_name)
     if interruption.target == "job":
@@ -123,7 +164,7 @@ def resume(campaign: Campaign, args: list[str]) -> None:
 
 
 def assert_resumed(campaign: Campaign, finished: dict[str, int], baseline: pd.DataFrame) -> None:
-    after = finished_outputs(campaign.results)
+    after = finished_outputs(campaign)
     recomputed = [path for path, mtime in finished.items() if after.get(path) != mtime]
     assert recomputed == [], f"finished batches were recomputed: {recomputed}"
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")

@@ -63,7 +63,7 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
         (
             lambda c: c["relax"].update(optimiser="BFGS"),
             "relax: unknown key 'optimiser'; allowed keys: backend, model, fmax, max_steps, relax_cell, "
-            "device, threads, max_volume_ratio",
+            "device, threads, max_volume_ratio, resources",
         ),
         (
             lambda c: c["relax"].update(backend="vasp"),

@@ -11,7 +11,7 @@ import signal
 
 import pandas as pd
 import pytest
-from interrupt import Interruption, assert_resumed, interrupt, resume
+from interrupt import INTERRUPTIONS, SMALL, assert_resumed, interrupt, resume
 
 from conftest import Campaign
 from crystal_campaign import io
@@ -19,31 +19,7 @@ from crystal_campaign.testhooks import HOOK_VARIABLE
 
 pytestmark = pytest.mark.resume
 
-SMALL = {
-    "campaign": "small",
-    "generators": [
-        {
-            "name": "rss",
-            "backend": "random",
-            "n_batches": 3,
-            "batch_size": 2,
-            "chemical_systems": ["Na-Cl"],
-            "min_atoms": 2,
-            "max_atoms": 4,
-        }
-    ],
-    "relax": {"backend": "chgnet", "max_steps": 3},
-}
 LOCAL = ["--cores", "2"]
-INTERRUPTIONS = [
-    Interruption("SIGTERM", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGINT", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGTERM", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGINT", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz", target="job"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -71,26 +47,27 @@ def test_killed_campaign_resumes_to_the_uninterrupted_summary(tmp_path, baseline
 def test_a_batch_that_keeps_failing_is_retried_then_counted_with_its_log(tmp_path, monkeypatch):
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
-    (hook_dir / "fail").write_text("logs/sample/rss/0001.log\nlogs/relax/rss/0002.log\n")
+    (hook_dir / "fail").write_text("logs/sample/rss/0001.log\nlogs/relax/rss/0000.log\n")
     monkeypatch.setenv(HOOK_VARIABLE, str(hook_dir))
     campaign = Campaign(tmp_path / "campaign", {**SMALL, "jobs": {"retries": 1}})
     result = campaign.snakemake("--keep-going")
     assert "Trying to restart job" in result.stderr  # every failing job was retried once
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
     assert summary.loc["rss", "n_batches_failed"] == 2 and summary.loc["all", "n_batches_failed"] == 2
-    assert summary.loc["rss", "n_requested"] == 6 and summary.loc["rss", "n_generated"] == 4
+    assert summary.loc["rss", "n_requested"] == 4 and summary.loc["rss", "n_generated"] == 2
     table, settings = io.read_table(campaign.results / "metrics" / "structures.parquet")
     failed = table[table["reason"].str.startswith("batch failed", na=False)].set_index("id")["reason"]
-    assert sorted(failed.index) == ["rss-b0001-0000", "rss-b0001-0001", "rss-b0002-0000", "rss-b0002-0001"]
+    # Batch 1 never sampled; batch 0 sampled but never relaxed.
+    assert sorted(failed.index) == ["rss-b0000-0000", "rss-b0000-0001", "rss-b0001-0000", "rss-b0001-0001"]
     sample_log = "results/small/logs/sample/rss/0001.log"
     assert failed["rss-b0001-0000"] == (
         f"batch failed after 2 attempts: RuntimeError: test hook: failure requested for the job "
         f"logging to {sample_log} (log: {sample_log})"
     )
-    assert "(log: results/small/logs/relax/rss/0002.log)" in failed["rss-b0002-0000"]
+    assert "(log: results/small/logs/relax/rss/0000.log)" in failed["rss-b0000-0000"]
     assert [(f["generator"], f["batch"], f["stage"]) for f in settings["failed_batches"]] == [
         ("rss", 1, "sample"),
-        ("rss", 2, "relax"),
+        ("rss", 0, "relax"),
     ]
     markdown = (campaign.results / "metrics" / "summary.md").read_text()
     assert "- failed batch rss/0001: batch failed after 2 attempts" in markdown

@@ -11,63 +11,34 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from interrupt import Interruption, assert_resumed, interrupt, resume
+from interrupt import INTERRUPTIONS, SMALL, assert_resumed, interrupt, resume
+from testcluster import CLUSTER_SCRIPT, JOB_COMPLETIONS, SLURM_ARGS
 
-from conftest import REPO, Campaign
+from conftest import Campaign
 
 pytestmark = pytest.mark.slurm
 
-CLUSTER = Path(__file__).with_name("cluster.sh")
-# The project's profile, with the test cluster's partition filled in and a quicker first status
-# check; this cluster has no accounting database, so job states come from squeue.
-SLURM = [
-    "--profile",
-    str(REPO / "profiles" / "slurm"),
-    "--default-resources",
-    "slurm_partition=debug",
-    "mem_mb=1000",
-    "runtime=30",
-    "--slurm-no-account",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "2",
-    "--latency-wait",
-    "5",
-    "--jobs",
-    "4",
-]
 # Sampling asks for a GPU through the config while running the CPU baseline.
 ON_GPU = {
+    **SMALL,
     "campaign": "cluster",
-    "generators": [
-        {
-            "name": "rss",
-            "backend": "random",
-            "n_batches": 3,
-            "batch_size": 2,
-            "chemical_systems": ["Na-Cl"],
-            "min_atoms": 2,
-            "max_atoms": 4,
-            "resources": {"gpus": 1, "mem_mb": 1500, "runtime": 10},
-        }
-    ],
-    "relax": {"backend": "chgnet", "max_steps": 3, "resources": {"mem_mb": 2500}},
+    "generators": [{**SMALL["generators"][0], "resources": {"gpus": 1, "mem_mb": 1500, "runtime": 10}}],
+    "relax": {**SMALL["relax"], "resources": {"mem_mb": 2500}},
 }
 CLUSTER_RULES = {"sample", "relax", "novelty", "dedup"}  # validity, reference and metrics stay local
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    subprocess.run([str(CLUSTER), "start"], check=True, timeout=300)
+    subprocess.run([str(CLUSTER_SCRIPT), "start"], check=True, timeout=300)
     yield
-    subprocess.run([str(CLUSTER), "stop"], check=True, timeout=60)
+    subprocess.run([str(CLUSTER_SCRIPT), "stop"], check=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def finished(cluster, tmp_path_factory) -> Campaign:
     campaign = Campaign(tmp_path_factory.mktemp("cluster"), ON_GPU)
-    campaign.snakemake(*SLURM)
+    campaign.snakemake(*SLURM_ARGS)
     return campaign
 
 
@@ -94,7 +65,7 @@ def test_every_cluster_job_ran_through_slurm_and_gpu_jobs_got_a_gpu(finished):
         "validity",
         "metrics",
     }
-    completed = Path("/tmp/crystal-campaign-slurm/log/jobcomp.log").read_text()
+    completed = JOB_COMPLETIONS.read_text()
     job_ids = []
     for path, environment in logs.items():
         rule = path.split("/")[0].removesuffix(".log")
@@ -113,7 +84,7 @@ def test_every_cluster_job_ran_through_slurm_and_gpu_jobs_got_a_gpu(finished):
             assert environment["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
         else:
             assert "gpu" not in record.get("TresPerJob", "") and "CUDA_VISIBLE_DEVICES" not in environment
-    assert len(job_ids) == len(set(job_ids)) == 3 + 3 + 3 + 1
+    assert len(job_ids) == len(set(job_ids)) == 2 + 2 + 2 + 1
 
 
 def test_cluster_campaign_matches_a_local_run(finished, tmp_path):
@@ -123,17 +94,6 @@ def test_cluster_campaign_matches_a_local_run(finished, tmp_path):
         pd.read_csv(finished.results / "metrics" / "summary.csv"),
         pd.read_csv(local.results / "metrics" / "summary.csv"),
     )
-
-
-INTERRUPTIONS = [
-    Interruption("SIGTERM", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGINT", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "samples/rss/0001.jsonl.gz"),
-    Interruption("SIGTERM", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGINT", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz"),
-    Interruption("SIGKILL", "relaxed/rss/0001.jsonl.gz", target="job"),
-]
 
 
 def cancel_slurm_job(sentinel: dict) -> None:
@@ -152,9 +112,9 @@ def wait_for_empty_queue(timeout: float = 300) -> None:
 @pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=lambda i: i.id)
 def test_killed_cluster_campaign_resumes_to_the_uninterrupted_summary(finished, tmp_path, interruption):
     campaign = Campaign(tmp_path, ON_GPU)
-    done = interrupt(campaign, interruption, SLURM, cancel_slurm_job)
+    done = interrupt(campaign, interruption, SLURM_ARGS, cancel_slurm_job)
     wait_for_empty_queue()
     if interruption.target != "job":
-        resume(campaign, SLURM)
+        resume(campaign, SLURM_ARGS)
     assert campaign.planned_jobs() == {}
     assert_resumed(campaign, done, pd.read_csv(finished.results / "metrics" / "summary.csv"))
