@@ -36,13 +36,14 @@ def imported_files(wildcards):
     return importer.batch_files(generator, int(wildcards.batch))
 
 
-# Cluster resources (profiles/slurm). Not in any rule's params, so changing them reruns nothing.
-RESOURCE_KEYS = ("resources", "n_batches")
+# Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
+# job computes: kept out of every rule's params, so changing them reruns nothing that exists.
+SCHEDULING_KEYS = ("resources", "n_batches")
 
 
 def own_settings(section):
-    """A config section minus the keys that only schedule jobs: what a job's params may hold."""
-    return {k: v for k, v in section.items() if k not in RESOURCE_KEYS}
+    """A config section minus its scheduling keys: what a job's params may hold."""
+    return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
 
 
 def job_resources(section, mem_mb, runtime):
