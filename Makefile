@@ -41,11 +41,14 @@ test-fast: $(BIN)/activate
 test-mattergen: $(BIN)/activate
 	$(BIN)/pytest -m mattergen
 
-# Installs Debian's SLURM + munge if missing (root), starts a one-node cluster in the tests, and
-# runs the kill/resume tests, local and on the cluster.
+# Installs Debian's SLURM + munge if missing (root); the cluster tests start a one-node cluster.
+# The local kill/resume tests run beside them: both mostly wait (on the scheduler, on sentinels).
 test-slurm: $(BIN)/activate
 	tests/slurm/cluster.sh install
-	$(BIN)/pytest -m "slurm or resume"
+	$(BIN)/pytest -m resume -p no:cacheprovider > .pytest-resume.log 2>&1 & local=$$!; \
+	$(BIN)/pytest -m slurm -p no:cacheprovider; cluster=$$?; \
+	wait $$local; resume=$$?; cat .pytest-resume.log; rm -f .pytest-resume.log; \
+	test $$cluster -eq 0 && test $$resume -eq 0
 
 prefetch: $(BIN)/activate
 	$(BIN)/python -m crystal_campaign.cli prefetch --configfile $(CONFIG)
