@@ -66,13 +66,27 @@ INTERRUPTIONS = [
 ]
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(campaign: Campaign, args: list[str], hook_dir: Path) -> subprocess.Popen:
-    """Snakemake in a new session (its own process group: a background bash would ignore SIGINT)."""
+    """Snakemake in its own process group, with SIGINT as in a terminal.
+
+    Started from a background job of a non-interactive shell (as ``make test-slurm`` does), the
+    tests inherit SIGINT ignored, and so would Snakemake: the child restores the default.
+    """
     command = [str(SNAKEMAKE), "--configfile", "campaign.yaml", "-s", "workflow/Snakefile", *args]
     env = {**os.environ, HOOK_VARIABLE: str(hook_dir)}
     log = open(hook_dir / "snakemake.log", "w")  # noqa: SIM115 - the child owns it until it exits
     return subprocess.Popen(
-        command, cwd=campaign.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        cwd=campaign.root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=default_sigint,
     )
 
 
