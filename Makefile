@@ -17,7 +17,7 @@ $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,mp,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,mp,slurm,dev]"
 	touch $@
 
 run: $(BIN)/activate
@@ -42,7 +42,7 @@ test: $(BIN)/activate lint
 	bash .ci/stages
 
 test-fast: $(BIN)/activate
-	$(BIN)/pytest -m "not mattergen and not slurm"
+	$(BIN)/pytest -m "not mattergen and not slurm and not resume"
 
 # Builds the separate CPU MatterGen environment (a no-op when it is up to date), then its tests.
 MATTERGEN_ENV ?= .venv-mattergen
@@ -50,8 +50,14 @@ test-mattergen: $(BIN)/activate
 	PYTHON=$(PYTHON) bash envs/build-mattergen-env.sh $(MATTERGEN_ENV)
 	MATTERGEN_PYTHON=$(abspath $(MATTERGEN_ENV))/bin/python $(BIN)/pytest -m mattergen
 
+# Installs Debian's SLURM + munge if missing (root); the cluster tests start a one-node cluster.
+# The local kill/resume tests run beside them: both mostly wait (on the scheduler, on sentinels).
 test-slurm: $(BIN)/activate
-	$(BIN)/pytest -m slurm
+	tests/slurm/cluster.sh install
+	$(BIN)/pytest -m resume -p no:cacheprovider > .pytest-resume.log 2>&1 & local=$$!; \
+	$(BIN)/pytest -m slurm -p no:cacheprovider; cluster=$$?; \
+	wait $$local; resume=$$?; cat .pytest-resume.log; rm -f .pytest-resume.log; \
+	test $$cluster -eq 0 && test $$resume -eq 0
 
 prefetch: $(BIN)/activate
 	$(BIN)/python -m crystal_campaign.cli prefetch --configfile $(CONFIG)

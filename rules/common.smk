@@ -26,7 +26,7 @@ def campaign_files(stage, suffix):
 
 def sample_settings(wildcards):
     """The generator's own settings, minus n_batches: adding batches never reruns existing ones."""
-    return {k: v for k, v in GENERATORS[wildcards.generator].items() if k != "n_batches"}
+    return own_settings(GENERATORS[wildcards.generator])
 
 
 def imported_files(wildcards):
@@ -40,3 +40,45 @@ def sample_conda_env(wildcards):
     """`--sdm conda`: MatterGen's sample jobs run in its own environment (see envs/mattergen.yaml)."""
     name = "mattergen" if GENERATORS[wildcards.generator]["backend"] == "mattergen" else "campaign"
     return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")
+
+
+# Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
+# job computes: kept out of every rule's params, so changing them reruns nothing that exists.
+SCHEDULING_KEYS = ("resources", "n_batches")
+
+
+def own_settings(section):
+    """A config section minus its scheduling keys: what a job's params may hold."""
+    return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
+
+
+def job_resources(section, mem_mb, runtime):
+    """SLURM resources of a sampling or relax job: ``section["resources"]`` over the defaults.
+
+    A job asks for one GPU when its ``device`` is ``cuda`` or ``cuda:N``; ``auto`` and ``cpu`` ask
+    for none (``auto`` still uses a GPU it finds). ``resources: {gpus: N}`` asks for N whatever the
+    device, e.g. to give ``auto`` a GPU on a cluster.
+    """
+    requested = section.get("resources", {})
+    on_cuda = str(section.get("device", "cpu")).startswith("cuda")
+    return {
+        "mem_mb": requested.get("mem_mb", mem_mb),
+        "runtime": requested.get("runtime", runtime),
+        "gpu": requested.get("gpus", 1 if on_cuda else 0),
+    }
+
+
+def sample_resources(wildcards):
+    return job_resources(GENERATORS[wildcards.generator], mem_mb=2000, runtime=60)
+
+
+RELAX_RESOURCES = job_resources(config["relax"], mem_mb=3000, runtime=240)
+
+
+# Cheap rules run where Snakemake runs (the login node), not as SLURM jobs.
+localrules:
+    validity,
+    reference,
+    metrics,
+    candidates,
+    plots,

@@ -5,15 +5,16 @@ rule relax:
         structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
         sidecar=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.json",
     params:
-        relax=config["relax"],
+        relax=own_settings(config["relax"]),
     log:
         f"{RESULTS}/logs/relax/{{generator}}/{{batch}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/relax/{{generator}}/{{batch}}.tsv"
     threads: config["relax"]["threads"]
+    retries: config["jobs"]["retries"]
     resources:
-        mem_mb=3000,
-        runtime=240,
+        **RELAX_RESOURCES,
+        attempt=lambda wildcards, attempt: attempt,
     conda:
         "../envs/campaign.yaml"
     script:

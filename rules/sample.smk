@@ -12,9 +12,12 @@ rule sample:
     benchmark:
         f"{RESULTS}/benchmarks/sample/{{generator}}/{{batch}}.tsv"
     threads: 1
+    retries: config["jobs"]["retries"]
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=lambda wildcards: sample_resources(wildcards)["mem_mb"],
+        runtime=lambda wildcards: sample_resources(wildcards)["runtime"],
+        gpu=lambda wildcards: sample_resources(wildcards)["gpu"],
+        attempt=lambda wildcards, attempt: attempt,
     conda:
         sample_conda_env
     script:

@@ -9,15 +9,14 @@ rule reference_energies:
         structures=f"{RESULTS}/reference/energies.jsonl.gz",
         sidecar=f"{RESULTS}/reference/energies.json",
     params:
-        relax=config["relax"],
+        relax=own_settings(config["relax"]),
     log:
         f"{RESULTS}/logs/reference_energies.log",
     benchmark:
         f"{RESULTS}/benchmarks/reference_energies.tsv"
     threads: config["relax"]["threads"]
     resources:
-        mem_mb=3000,
-        runtime=120,
+        **RELAX_RESOURCES,
     conda:
         "../envs/campaign.yaml"
     script:

@@ -1,7 +1,14 @@
 """Snakemake entry point: relax one batch."""
 
-from crystal_campaign import io, relax
+from crystal_campaign import io, jobs, relax
 
+settings = {**snakemake.params.relax, "threads": snakemake.threads}
+sample_path, output_path = snakemake.input[0], snakemake.output.structures
 with io.log_to(snakemake.log[0]):
-    relaxer = relax.get_relaxer({**snakemake.params.relax, "threads": snakemake.threads})
-    relax.run_relax_job(relaxer, snakemake.input[0], snakemake.output.structures)
+    jobs.run_or_record_failure(
+        lambda: relax.run_relax_job(relax.get_relaxer(settings), sample_path, output_path),
+        lambda reason: relax.run_relax_job(jobs.FailedRelaxer(settings, reason), sample_path, output_path),
+        snakemake.resources.attempt,
+        snakemake.config["jobs"]["retries"] + 1,
+        snakemake.log[0],
+    )

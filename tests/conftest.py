@@ -35,6 +35,14 @@ class Campaign:
             shutil.copytree(REPO / name, root / name)
         self.write()
 
+    @classmethod
+    def copy_of(cls, other: Campaign, root: Path) -> Campaign:
+        """The same campaign, results and Snakemake state included (mtimes kept), in ``root``."""
+        shutil.copytree(other.root, root, symlinks=True)
+        campaign = cls.__new__(cls)
+        campaign.root, campaign.config = root, other.config
+        return campaign
+
     @property
     def results(self) -> Path:
         return self.root / "results" / self.config["campaign"]

@@ -82,7 +82,7 @@ def test_example_gpu_campaign_is_valid_and_uses_every_real_backend(monkeypatch):
             lambda c: c["relax"].update(optimiser="BFGS"),
             "relax: unknown key 'optimiser'; allowed keys: backend, model, model_path, dtype, fmax, "
             "max_steps, relax_cell, device, batched, memory_budget_mb, memory_per_atom_mb, threads, "
-            "max_volume_ratio",
+            "max_volume_ratio, resources",
         ),
         (
             lambda c: c["relax"].update(backend="vasp"),

@@ -196,6 +196,9 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "all": 1,
             },
         ),
+        # Scheduling settings rerun nothing.
+        ("relax", {**TINY["relax"], "resources": {"gpus": 1, "mem_mb": 9000, "runtime": 5}}, {}),
+        ("jobs", {"retries": 3}, {}),
     ],
 )
 def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, section, change, expected):
@@ -218,6 +221,44 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
         "plots": 1,
         "all": 1,
     }
+
+
+def test_changing_one_generators_settings_reruns_only_its_batches(campaign):
+    changed = {**TINY, "generators": [{**TINY["generators"][0], "max_atoms": 5}, TINY["generators"][1]]}
+    rss_batches = TINY["generators"][0]["n_batches"]
+    per_batch = {"sample": rss_batches, "relax": rss_batches, "validity": rss_batches, "novelty": rss_batches}
+    assert campaign.planned_jobs_for(changed) == {**per_batch, "dedup": 1, "metrics": 1, "all": 1}
+    with_resources = {**TINY["generators"][0], "resources": {"gpus": 1, "runtime": 5}}
+    assert campaign.planned_jobs_for({**TINY, "generators": [with_resources, TINY["generators"][1]]}) == {}
+
+
+def batch_outputs(results) -> dict[str, int]:
+    stages = ("samples", "relaxed", "validity", "novelty")
+    return {
+        str(p.relative_to(results)): p.stat().st_mtime_ns for s in stages for p in (results / s).rglob("*.*")
+    }
+
+
+def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, tmp_path):
+    """Contract with the matching work: every existing structure keeps class_generator and class_all."""
+    grown = Campaign.copy_of(campaign, tmp_path / "grown")
+    before, _ = io.read_table(grown.results / "metrics" / "structures.parquet")
+    finished = batch_outputs(grown.results)
+    newcomer = {**TINY["generators"][0], "name": "rss2", "n_batches": 1, "chemical_systems": ["Mg-O"]}
+    grown.config = {
+        **TINY,
+        "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1], newcomer],
+    }
+    grown.write()
+    new_batches = {"sample": 2, "relax": 2, "validity": 2, "novelty": 2}
+    assert grown.planned_jobs() == {**new_batches, "dedup": 1, "metrics": 1, "all": 1}
+    grown.snakemake()
+
+    assert {p: m for p, m in batch_outputs(grown.results).items() if p in finished} == finished
+    after, _ = io.read_table(grown.results / "metrics" / "structures.parquet")
+    assert set(after["id"]) > set(before["id"])
+    kept = after.set_index("id").loc[before["id"], ["class_generator", "class_all"]]
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), before[["class_generator", "class_all"]])
 
 
 def test_bad_config_stops_before_anything_runs_with_one_line(tmp_path):

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from crystal_campaign import testhooks
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -28,6 +30,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        testhooks.before_rename(path)
         # mkstemp makes the file private (0600); results are shared with the group on clusters.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -79,6 +79,9 @@ def log_to(path: str | Path) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
         logging.basicConfig(stream=handle, level=logging.INFO, force=True)
+        from crystal_campaign.jobs import environment_line
+
+        logging.info("job: %s", environment_line())
         try:
             yield
         except JobError as error:

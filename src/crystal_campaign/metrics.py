@@ -6,6 +6,7 @@ import gzip
 import json
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 from pymatgen.core import Composition, Structure
@@ -31,6 +32,7 @@ DEFINITIONS = {
     "frac_unique": "n_unique / n_evaluated",
     "frac_novel": "n_novel / n_evaluated",
     "frac_unique_novel": "n_unique_novel / n_evaluated",
+    "n_batches_failed": "sampling or relax jobs that kept failing; their structures are failure rows",
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
     "n_novelty_unknown": "evaluated, novelty unknown (a remote reference failed); never novel",
     "n_stable": "evaluated with e_above_hull <= stability_threshold (eV/atom; NaN E_hull is not stable)",
@@ -343,6 +345,25 @@ def summary_sampler_columns(summary: pd.DataFrame, table: pd.DataFrame) -> pd.Da
     )
 
 
+def failed_batches(sample_paths: Sequence[str], relaxed_paths: Sequence[str]) -> list[dict]:
+    """Batches whose sampling or relax job kept failing and was recorded as failure rows (jobs.py)."""
+    failed = []
+    for stage, paths in (("sample", sample_paths), ("relax", relaxed_paths)):
+        for path in paths:
+            sidecar = io.read_json(io.sidecar_path(path))
+            reason = sidecar["stats"].get("failed") if stage == "sample" else sidecar["relaxer"].get("failed")
+            if reason:
+                generator, batch = Path(path).parent.name, int(Path(path).name.split(".")[0])
+                failed.append({"generator": generator, "batch": batch, "stage": stage, "reason": reason})
+    return failed
+
+
+def with_failed_batch_counts(summary: pd.DataFrame, failed: list[dict]) -> pd.DataFrame:
+    counts = pd.Series([f["generator"] for f in failed], dtype=object).value_counts()
+    per_generator = summary["generator"].map(counts).fillna(0).astype(int)
+    return summary.assign(n_batches_failed=per_generator.where(summary["generator"] != "all", len(failed)))
+
+
 def run_metrics_job(
     sample_paths: Sequence[str],
     relaxed_paths: Sequence[str],
@@ -390,7 +411,9 @@ def run_metrics_job(
             "stability_threshold": used_stability["threshold"],
             "metastable_threshold": used_stability["metastable_threshold"],
         }
+    failed = failed_batches(sample_paths, relaxed_paths)
     summary = summary_sampler_columns(summary_table(table, requested, thresholds), table)
+    summary = with_failed_batch_counts(summary, failed)
     summary["model"] = summary["generator"].map(generator_models(samples)).fillna("")
     relaxers = {
         json.dumps(r, sort_keys=True): r
@@ -414,6 +437,7 @@ def run_metrics_job(
             for chemsys, why in r["failed"].items()
         },
         "metrics": settings,
+        "failed_batches": failed,
         "fit_calls": {
             "dedup": dedup_settings["fit_calls"],
             "novelty": sum(s["fit_calls"] for _, s in novelty),
@@ -440,6 +464,7 @@ def run_metrics_job(
             + "\n"
             + "\n".join(f"- {key}: {value}" for key, value in stamp.items())
             + "\n"
+            + "".join(f"- failed batch {f['generator']}/{f['batch']:04d}: {f['reason']}\n" for f in failed)
         )
     io.write_json(
         outputs["json"],

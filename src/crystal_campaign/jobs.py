@@ -1,0 +1,75 @@
+"""Around every Snakemake job: where it ran, and a batch that keeps failing.
+
+A sampling or relax job that raises on its last attempt (``jobs.retries`` retries) writes its batch
+as failure rows whose reason names the error and the job's log, so the campaign completes and the
+tables count the failure. Deleting that batch's files (or ``--forcerun``) samples it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from pymatgen.core import Structure
+
+from crystal_campaign import testhooks
+from crystal_campaign.io import JobError
+from crystal_campaign.relax.base import RelaxResult
+
+# Scheduler facts every job log starts with, so a log proves where and how its job ran.
+ENVIRONMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
+
+FAILED = "batch failed"
+
+
+def environment_line() -> str:
+    values = [f"{name}={os.environ[name]}" for name in ENVIRONMENT_VARIABLES if name in os.environ]
+    return " ".join([f"host={socket.gethostname()}", f"pid={os.getpid()}", *values])
+
+
+def run_or_record_failure(
+    work: Callable[[], None], record: Callable[[str], None], attempt: int, attempts: int, log: str
+) -> None:
+    """Run ``work``; on the last of ``attempts`` attempts an error becomes ``record(reason)`` instead.
+
+    A ``JobError`` (no model, no environment: the user must act) always stops the job with its one
+    line, since it would fail every batch alike and hide a set-up problem in the tables.
+    """
+    try:
+        testhooks.fail_if_requested(log)
+        work()
+    except JobError:
+        raise
+    except Exception as error:
+        if attempt < attempts:
+            raise
+        reason = f"{FAILED} after {attempt} attempts: {type(error).__name__}: {error} (log: {log})"
+        logging.exception("recording the batch as failed: %s", reason)
+        record(reason)
+
+
+class FailedRelaxer:
+    """Stands in for a relaxer that kept failing: every structure it would relax is a failed row."""
+
+    def __init__(self, settings: dict, reason: str) -> None:
+        self._settings = {**settings, "failed": reason}
+        self.reason = reason
+
+    def settings(self) -> dict:
+        return self._settings
+
+    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
+        return [RelaxResult("failed", reason=self.reason) for _ in structures]
+
+
+def write_failed_sample_batch(
+    path: str, settings: dict, campaign: str, batch: int, n_requested: int, reason: str
+) -> None:
+    """The batch as ``n_requested`` failure rows, in the standard format, so every table counts them."""
+    from crystal_campaign.generators.base import BatchOutput, Sample, derive_seed, write_batch
+
+    samples = [Sample(None, reason) for _ in range(n_requested)]
+    seed = derive_seed(campaign, settings["name"], batch)
+    write_batch(path, campaign, settings, batch, seed, BatchOutput(samples, {"failed": reason}), 0.0, {})
