@@ -25,7 +25,7 @@ import pytest
 from conftest import REPO, Campaign
 from crystal_campaign import generators, io
 from crystal_campaign.config import validate_config
-from crystal_campaign.generators import mattergen
+from crystal_campaign.generators import chemeleon, mattergen
 
 pytestmark = pytest.mark.mattergen
 
@@ -226,8 +226,19 @@ def test_prefetch_downloads_from_hugging_face_then_sampling_runs_offline(hub, mo
 
 
 def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models, tmp_path):
+    # Chemeleon only so that random weights give some usable cells: 5 steps, a linear schedule.
+    dng = chemeleon.write_random_checkpoint(
+        tmp_path / "dng.ckpt",
+        "dng",
+        hidden_dim=32,
+        num_layers=2,
+        num_timesteps=5,
+        beta_schedule="linear",
+        seed=0,
+    )
     generators_list = [
         {"name": "rss", "backend": "random", "n_batches": 1, "batch_size": 3, "chemical_systems": ["Na-Cl"]},
+        {"name": "cham", "backend": "chemeleon", "n_batches": 1, "batch_size": 3, "model_path": str(dng)},
         generator("mg", model_path=str(models["unconditional"])),
         generator(
             "mg_nacl",
@@ -247,12 +258,19 @@ def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models,
     campaign.snakemake()
 
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
-    assert list(summary.index) == ["rss", "mg", "mg_nacl", "all"]
-    assert summary.loc[["rss", "mg", "mg_nacl"], "n_requested"].tolist() == [3, 3, 3]
-    assert summary["nondefault_sampler"].to_dict() == {"rss": False, "mg": True, "mg_nacl": True, "all": True}
+    assert list(summary.index) == ["rss", "cham", "mg", "mg_nacl", "all"]
+    assert summary.loc[["rss", "cham", "mg", "mg_nacl"], "n_requested"].tolist() == [3, 3, 3, 3]
+    assert summary["nondefault_sampler"].to_dict() == {
+        "rss": False,
+        "cham": False,
+        "mg": True,
+        "mg_nacl": True,
+        "all": True,
+    }
     assert summary.loc["mg", "sampler"].startswith("NON-DEFAULT mattergen 4 steps x 2")
     table, _ = io.read_table(campaign.results / "metrics" / "structures.parquet")
     assert table.groupby("generator")["nondefault_sampler"].all().to_dict() == {
+        "cham": False,
         "mg": True,
         "mg_nacl": True,
         "rss": False,
