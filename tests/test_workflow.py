@@ -223,11 +223,16 @@ def test_adding_batches_runs_only_the_new_batches(campaign):
     }
 
 
+# What one new or changed batch runs, per batch and then once for the whole campaign.
+PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
+AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "all": 1}
+
+
 def test_changing_one_generators_settings_reruns_only_its_batches(campaign):
     changed = {**TINY, "generators": [{**TINY["generators"][0], "max_atoms": 5}, TINY["generators"][1]]}
     rss_batches = TINY["generators"][0]["n_batches"]
-    per_batch = {"sample": rss_batches, "relax": rss_batches, "validity": rss_batches, "novelty": rss_batches}
-    assert campaign.planned_jobs_for(changed) == {**per_batch, "dedup": 1, "metrics": 1, "all": 1}
+    per_batch = dict.fromkeys(PER_BATCH_RULES, rss_batches)
+    assert campaign.planned_jobs_for(changed) == {**per_batch, **AGGREGATION_JOBS}
     with_resources = {**TINY["generators"][0], "resources": {"gpus": 1, "runtime": 5}}
     assert campaign.planned_jobs_for({**TINY, "generators": [with_resources, TINY["generators"][1]]}) == {}
 
@@ -250,8 +255,7 @@ def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, 
         "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1], newcomer],
     }
     grown.write()
-    new_batches = {"sample": 2, "relax": 2, "validity": 2, "novelty": 2}
-    assert grown.planned_jobs() == {**new_batches, "dedup": 1, "metrics": 1, "all": 1}
+    assert grown.planned_jobs() == {**dict.fromkeys(PER_BATCH_RULES, 2), **AGGREGATION_JOBS}
     grown.snakemake()
 
     assert {p: m for p, m in batch_outputs(grown.results).items() if p in finished} == finished
