@@ -31,6 +31,8 @@ INDEX_COLUMNS = [
 
 def candidates_table(structures: pd.DataFrame) -> pd.DataFrame:
     """Metastable S.U.N. rows (S.U.N. ones included), lowest E_hull first; ties keep campaign order."""
+    if "msun" not in structures:  # a campaign without any batch has no stability columns
+        return pd.DataFrame(columns=INDEX_COLUMNS)
     chosen = structures[structures["msun"]].copy()
     chosen["order"] = range(len(chosen))
     chosen = chosen.sort_values(["e_above_hull", "order"], kind="stable")
