@@ -39,7 +39,7 @@ rule dedup_shard:
         matching=config["matching"],
         walk_order=WALK_ORDER,
     log:
-        f"{RESULTS}/logs/dedup/{{shard}}.log",
+        f"{RESULTS}/logs/dedup_shard/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/dedup/{{shard}}.tsv"
     resources:

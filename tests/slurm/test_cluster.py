@@ -25,7 +25,20 @@ ON_GPU = {
     "generators": [{**SMALL["generators"][0], "resources": {"gpus": 1, "mem_mb": 1500, "runtime": 10}}],
     "relax": {**SMALL["relax"], "resources": {"mem_mb": 2500}},
 }
-CLUSTER_RULES = {"sample", "relax", "novelty", "dedup"}  # validity, reference and metrics stay local
+# SLURM jobs of the campaign, per rule (2 batches, 4 dedup shards); validity, reference, metrics,
+# candidates and plots stay local.
+CLUSTER_JOBS = {
+    "sample": 2,
+    "relax": 2,
+    "reduce": 2,
+    "novelty": 2,
+    "stability": 2,
+    "reference_reduced": 1,
+    "reference_energies": 1,
+    "dedup_shard": 4,
+    "dedup": 1,
+}
+CLUSTER_RULES = set(CLUSTER_JOBS)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +97,7 @@ def test_every_cluster_job_ran_through_slurm_and_gpu_jobs_got_a_gpu(finished):
             assert environment["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
         else:
             assert "gpu" not in record.get("TresPerJob", "") and "CUDA_VISIBLE_DEVICES" not in environment
-    assert len(job_ids) == len(set(job_ids)) == 2 + 2 + 2 + 1
+    assert len(job_ids) == len(set(job_ids)) == sum(CLUSTER_JOBS.values())
 
 
 def test_cluster_campaign_matches_a_local_run(finished, tmp_path):
