@@ -219,7 +219,9 @@ def run_stability_job(
     recorded = {"stability": settings, "relaxer": relaxer}
     if settings["energy_basis"] == "self_consistent":
         energies = io.read_json(io.sidecar_path(energies_path))
-        if energies["relaxer"].get("checkpoint_sha256") != relaxer.get("checkpoint_sha256"):
+        # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
+        same_potential = energies["relaxer"].get("checkpoint_sha256") == relaxer.get("checkpoint_sha256")
+        if not same_potential and "failed" not in relaxer:
             raise ValueError("reference energies were computed with another potential than this batch")
         hulls, correction = Hulls(self_consistent_entries(energies_path)), None
         recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
