@@ -25,6 +25,16 @@ def nacl() -> Structure:
     return rock_salt()
 
 
+# What one new or changed batch plans: its per-batch jobs, then the campaign's aggregation.
+PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
+AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "all": 1}
+
+
+def batch_jobs(n_batches: int) -> dict[str, int]:
+    """Jobs planned for ``n_batches`` new or changed batches (default 4 dedup shards)."""
+    return {**dict.fromkeys(PER_BATCH_RULES, n_batches), **AGGREGATION_JOBS}
+
+
 class Campaign:
     """A tiny campaign in its own directory, run with the real Snakemake command line."""
 

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import REPO, Campaign
+from conftest import REPO, Campaign, batch_jobs
 from crystal_campaign import io
 
 pytestmark = pytest.mark.workflow
@@ -207,32 +207,13 @@ def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, sectio
 
 def test_adding_batches_runs_only_the_new_batches(campaign):
     grown = {**TINY, "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1]]}
-    assert campaign.planned_jobs_for(grown) == {
-        "sample": 1,
-        "relax": 1,
-        "validity": 1,
-        "reduce": 1,
-        "novelty": 1,
-        "dedup_shard": 4,
-        "stability": 1,
-        "dedup": 1,
-        "metrics": 1,
-        "candidates": 1,
-        "plots": 1,
-        "all": 1,
-    }
-
-
-# What one new or changed batch runs, per batch and then once for the whole campaign.
-PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
-AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "all": 1}
+    assert campaign.planned_jobs_for(grown) == batch_jobs(1)
 
 
 def test_changing_one_generators_settings_reruns_only_its_batches(campaign):
     changed = {**TINY, "generators": [{**TINY["generators"][0], "max_atoms": 5}, TINY["generators"][1]]}
     rss_batches = TINY["generators"][0]["n_batches"]
-    per_batch = dict.fromkeys(PER_BATCH_RULES, rss_batches)
-    assert campaign.planned_jobs_for(changed) == {**per_batch, **AGGREGATION_JOBS}
+    assert campaign.planned_jobs_for(changed) == batch_jobs(rss_batches)
     with_resources = {**TINY["generators"][0], "resources": {"gpus": 1, "runtime": 5}}
     assert campaign.planned_jobs_for({**TINY, "generators": [with_resources, TINY["generators"][1]]}) == {}
 
@@ -255,7 +236,7 @@ def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, 
         "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1], newcomer],
     }
     grown.write()
-    assert grown.planned_jobs() == {**dict.fromkeys(PER_BATCH_RULES, 2), **AGGREGATION_JOBS}
+    assert grown.planned_jobs() == batch_jobs(2)
     grown.snakemake()
 
     assert {p: m for p, m in batch_outputs(grown.results).items() if p in finished} == finished
