@@ -50,14 +50,20 @@ test-mattergen: $(BIN)/activate
 	PYTHON=$(PYTHON) bash envs/build-mattergen-env.sh $(MATTERGEN_ENV)
 	MATTERGEN_PYTHON=$(abspath $(MATTERGEN_ENV))/bin/python $(BIN)/pytest -m mattergen
 
-# Installs Debian's SLURM + munge if missing (root); the cluster tests start a one-node cluster.
-# The local kill/resume tests run beside them: both mostly wait (on the scheduler, on sentinels).
+# Installs Debian's SLURM + munge if missing (root) and starts a one-node cluster for two pytest
+# processes (kills mid-relaxation; the rest), beside the local kill/resume tests: all three
+# mostly wait (on the scheduler's status checks, on sentinels), so they overlap well.
 test-slurm: $(BIN)/activate
 	tests/slurm/cluster.sh install
+	tests/slurm/cluster.sh start
+	export CRYSTAL_CAMPAIGN_TEST_CLUSTER_UP=1; \
 	$(BIN)/pytest -m resume -p no:cacheprovider > .pytest-resume.log 2>&1 & local=$$!; \
-	$(BIN)/pytest -m slurm -p no:cacheprovider; cluster=$$?; \
-	wait $$local; resume=$$?; cat .pytest-resume.log; rm -f .pytest-resume.log; \
-	test $$cluster -eq 0 && test $$resume -eq 0
+	$(BIN)/pytest -m slurm -k relaxed -p no:cacheprovider > .pytest-slurm.log 2>&1 & relaxed=$$!; \
+	$(BIN)/pytest -m slurm -k "not relaxed" -p no:cacheprovider; rest=$$?; \
+	wait $$relaxed; relaxed=$$?; wait $$local; resume=$$?; \
+	cat .pytest-slurm.log .pytest-resume.log; rm -f .pytest-slurm.log .pytest-resume.log; \
+	tests/slurm/cluster.sh stop; \
+	test $$rest -eq 0 && test $$relaxed -eq 0 && test $$resume -eq 0
 
 prefetch: $(BIN)/activate
 	$(BIN)/python -m crystal_campaign.cli prefetch --configfile $(CONFIG)

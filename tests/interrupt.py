@@ -9,10 +9,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import time
-from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,13 @@ SMALL = {
     "relax": {"backend": "chgnet", "max_steps": 3},
 }
 BATCH_STAGES = ("samples", "relaxed", "validity", "novelty")
+# How Snakemake logs a job it starts and one it has finished.
+JOB_BLOCK = re.compile(
+    r"^(?:local)?rule \w+:\n(?:    input: .*\n)?"
+    r"    output: (?P<output>.*)\n(?:    .*\n)*?    jobid: (?P<jobid>\d+)$",
+    re.M,
+)
+FINISHED_JOB = re.compile(r"^Finished jobid: (\d+) ", re.M)
 
 
 @dataclass
@@ -100,26 +107,27 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def finished_outputs(campaign: Campaign) -> dict[str, int]:
-    """Per-batch outputs of jobs Snakemake has seen finish, with their mtimes (ns).
+def finished_outputs(campaign: Campaign, snakemake_log: Path) -> dict[str, int]:
+    """Per-batch outputs of the jobs Snakemake has logged as finished, with their mtimes (ns).
 
-    Snakemake marks a job's outputs incomplete (``.snakemake/incomplete/<base64 path>``) from its
-    start until it has registered its end (on SLURM it also touches them then), so the markers are
-    read first: an output without one was finished, and touched, before its mtime is read.
+    Only Snakemake's own "Finished jobid" line says a job is done: it comes after Snakemake has
+    checked (and on SLURM touched) the outputs. A SLURM job can end, its files whole and its
+    incomplete marker gone, before the next status check registers it; killed then, Snakemake
+    counts it as running and deletes its outputs, which a resume rightly remakes.
     """
-    markers = campaign.root / ".snakemake" / "incomplete"
-    incomplete = (
-        {urlsafe_b64decode(m.name).decode() for m in markers.glob("*")} if markers.exists() else set()
-    )
-    results = campaign.results
+    log = snakemake_log.read_text()
+    finished_ids = set(FINISHED_JOB.findall(log))
+    outputs = [
+        path
+        for job in JOB_BLOCK.finditer(log)
+        if job["jobid"] in finished_ids
+        for path in job["output"].split(", ")
+    ]
+    prefix = f"{campaign.results.relative_to(campaign.root)}/"
     return {
-        str(path.relative_to(results)): path.stat().st_mtime_ns
-        for stage in BATCH_STAGES
-        if (results / stage).exists()
-        for path in (results / stage).rglob("*")
-        if path.is_file()
-        and not path.name.startswith(".")
-        and str(path.relative_to(campaign.root)) not in incomplete
+        path.removeprefix(prefix): (campaign.root / path).stat().st_mtime_ns
+        for path in outputs
+        if path.removeprefix(prefix).split("/")[0] in BATCH_STAGES
     }
 
 
@@ -152,7 +160,10 @@ def interrupt(
     assert not paused.exists(), "the paused output must not be under its final name yet"
     assert list(paused.parent.glob(f".{paused.name}.*.tmp")), "its data waits in a temporary file"
     assert_whole(campaign.results)
-    finished = finished_outputs(campaign)
+    finished = finished_outputs(campaign, hook_dir / "snakemake.log")
+    stage, batch_file = interruption.paused_output.split("/", 1)
+    if stage != "samples":  # the paused job's own input was finished before it started
+        assert f"samples/{batch_file}" in finished, sorted(finished)
 
     number = getattr(signal, interruption.signal_name)
     if interruption.target == "job":
@@ -178,8 +189,12 @@ def resume(campaign: Campaign, args: list[str]) -> None:
 
 
 def assert_resumed(campaign: Campaign, finished: dict[str, int], baseline: pd.DataFrame) -> None:
-    after = finished_outputs(campaign)
-    recomputed = [path for path, mtime in finished.items() if after.get(path) != mtime]
+    results = campaign.results
+    recomputed = [
+        path
+        for path, mtime in finished.items()
+        if not (results / path).exists() or (results / path).stat().st_mtime_ns != mtime
+    ]
     assert recomputed == [], f"finished batches were recomputed: {recomputed}"
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv")
     pd.testing.assert_frame_equal(summary, baseline)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -371,13 +372,11 @@ def test_disordered_classes_equal_unpruned_walk():
     assert len(set(leaders)) < len(base) + 20
 
 
-def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
-    """Reduced once per snapshot and matcher: a disordered reference alloy makes an ordering of it known
-    under ``disordered`` only, and a reduction made for one matcher is refused by the other."""
+def alloy_reference(path: Path) -> Path:
+    """Rock salt, a Cu-Ni solid solution and rutile, in this order."""
     solid_solution = Structure.from_spacegroup(
         "Fm-3m", Lattice.cubic(3.58), [{"Cu": 0.5, "Ni": 0.5}], [[0] * 3]
     )
-    path = tmp_path / "reference.jsonl.gz"
     io.write_records(
         path,
         [
@@ -386,6 +385,13 @@ def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
             io.structure_record("ref:rutile", 2, rutile(), None),
         ],
     )
+    return path
+
+
+def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
+    """Reduced once per snapshot and matcher: a disordered reference alloy makes an ordering of it known
+    under ``disordered`` only, and a reduction made for one matcher is refused by the other."""
+    path = alloy_reference(tmp_path / "reference.jsonl.gz")
     ordering = alloy(["Cu", "Ni", "Cu", "Ni", "Ni", "Ni", "Cu", "Cu"], 3.55)
     for settings, expected in (({}, None), ({"matcher": "disordered"}, "ref:cuni")):
         cached = cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))
@@ -398,3 +404,21 @@ def test_novelty_against_a_reduced_reference_per_matcher(tmp_path):
     ordered_reduction = load_reduced(cached_reduced_reference(str(path), {}, str(tmp_path / "cache")))
     with pytest.raises(ValueError, match="another reference snapshot or matcher"):
         ReferenceIndex(str(path), MatchCounter(build_matcher({"matcher": "disordered"})), ordered_reduction)
+
+
+@pytest.mark.parametrize(("settings", "crossing"), [({}, []), ({"matcher": "disordered"}, ["ref:cuni"])])
+def test_a_novelty_job_reads_only_the_reference_buckets_of_its_structures(tmp_path, settings, crossing):
+    """A bucket holds one formula; structures that may match across formulas (the solid solution
+    under ``disordered``) are read with every bucket, and a structure that crosses reads them all."""
+    path = alloy_reference(tmp_path / "reference.jsonl.gz")
+    matcher = build_matcher(settings)
+    cached = cached_reduced_reference(str(path), settings, str(tmp_path / "cache"))
+    salt, tio2 = (reduce_structure(matcher, s) for s in (rotated(rock_salt()), anatase()))
+    everything = load_reduced(cached)
+    assert everything["labels"] == ["ref:salt", "ref:cuni", "ref:rutile"]
+    assert load_reduced(cached, {salt.key})["labels"] == ["ref:salt", *crossing]
+    assert load_reduced(cached, {tio2.key, salt.key})["labels"] == ["ref:salt", *crossing, "ref:rutile"]
+    assert load_reduced(cached, set())["labels"] == crossing
+    subset = ReferenceIndex(str(path), MatchCounter(matcher), load_reduced(cached, {salt.key}))
+    assert subset.first_match_reduced(salt) == "ref:salt"
+    assert subset.first_match_reduced(tio2) is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 from html.parser import HTMLParser
 from io import BytesIO
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 from docutils.core import publish_parts
 
-from conftest import REPO, Campaign
+from conftest import REPO, Campaign, copy_imported_examples
 from crystal_campaign import io, metrics, plots
 
 pytestmark = pytest.mark.workflow
@@ -48,8 +47,7 @@ CAPTIONS = REPO / "workflow" / "report"
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     root = tmp_path_factory.mktemp("plots")
-    shutil.copytree(REPO / "config" / "examples" / "imported", root / "imported")
-    (root / "imported" / "broken.cif").write_text("data_broken\n_cell_length_a x\n")
+    copy_imported_examples(root)
     campaign = Campaign(root, CONFIG)
     campaign.snakemake()
     return campaign

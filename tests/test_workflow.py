@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, Campaign, batch_jobs
+from conftest import Campaign, batch_jobs, copy_imported_examples
 from crystal_campaign import io
 
 pytestmark = pytest.mark.workflow
@@ -55,8 +54,7 @@ SUMMARY_COLUMNS = [
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     root = tmp_path_factory.mktemp("campaign")
-    shutil.copytree(REPO / "config" / "examples" / "imported", root / "imported")
-    (root / "imported" / "broken.cif").write_text("data_broken\n_cell_length_a x\n")
+    copy_imported_examples(root)
     campaign = Campaign(root, TINY)
     campaign.snakemake()
     return campaign
@@ -260,7 +258,7 @@ def test_bad_config_stops_before_anything_runs_with_one_line(tmp_path):
 
 
 def test_relax_none_evaluates_structures_as_given(tmp_path):
-    shutil.copytree(REPO / "config" / "examples" / "imported", tmp_path / "imported")
+    copy_imported_examples(tmp_path)
     config = {"campaign": "asis", "generators": [TINY["generators"][1]], "relax": {"backend": "none"}}
     campaign = Campaign(tmp_path, config)
     campaign.snakemake()

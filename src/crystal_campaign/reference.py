@@ -16,9 +16,12 @@ import functools
 import gzip
 import json
 import multiprocessing
+import os
 import pickle
+import struct
 import sys
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +41,9 @@ from crystal_campaign.matching import (
     reduce_structure,
     settings_key,
 )
+
+# The last 8 bytes of a reduced reference: where its header starts.
+HEADER_OFFSET = struct.Struct("<Q")
 
 
 def _embedded() -> Iterable[tuple[str, Structure]]:
@@ -190,15 +196,52 @@ def reduced_reference(reference_path: str, matching: dict, processes: int = 1) -
 
 
 def reduce_reference(reference_path: str, output_path: str, matching: dict, processes: int = 1) -> None:
-    """Write ``reduced_reference`` as a pickle; readers refuse one made for another snapshot or matcher."""
-    payload = reduced_reference(reference_path, matching, processes)
+    write_reduced(reduced_reference(reference_path, matching, processes), output_path)
+
+
+def write_reduced(payload: dict, output_path: str) -> None:
+    """Write a ``reduced_reference`` bucket by bucket (one pickle per formula bucket, then a header
+    of offsets, then the header's offset), so that a novelty job reads only its batch's buckets."""
+    buckets: dict[Hashable, list[tuple[int, str, Reduced]]] = defaultdict(list)
+    for position, (label, member) in enumerate(zip(payload["labels"], payload["reduced"], strict=True)):
+        buckets[_bucket(member)].append((position, label, member))
     with io.atomic_path(output_path) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        offsets = {}
+        for bucket, entries in buckets.items():
+            offsets[bucket] = handle.tell()
+            pickle.dump(entries, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        header_offset = handle.tell()
+        pickle.dump({"key": payload["key"], "offsets": offsets}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.write(HEADER_OFFSET.pack(header_offset))
 
 
-def load_reduced(path: str | Path) -> dict:
+def _bucket(member: Reduced) -> Hashable | None:
+    """The formula bucket ``member`` is stored in; None for structures that may match across
+    formulas (``crosses``), which every reader loads."""
+    return None if member.crosses else member.key
+
+
+def load_reduced(path: str | Path, keys: Iterable[Hashable] | None = None) -> dict:
+    """A reduced reference written by ``reduce_reference``: all of it, or only the buckets of
+    ``keys`` (``Reduced.key`` of the structures to check) and the structures that cross buckets,
+    in snapshot order, which is all ``ReferenceIndex`` compares those structures with."""
     with open(path, "rb") as handle:
-        return pickle.load(handle)
+        handle.seek(-HEADER_OFFSET.size, os.SEEK_END)
+        (header_offset,) = HEADER_OFFSET.unpack(handle.read(HEADER_OFFSET.size))
+        handle.seek(header_offset)
+        header = pickle.load(handle)
+        offsets = header["offsets"]
+        wanted = offsets if keys is None else {*keys, None} & offsets.keys()
+        entries = []
+        for bucket in wanted:
+            handle.seek(offsets[bucket])
+            entries += pickle.load(handle)
+    entries.sort(key=lambda entry: entry[0])
+    return {
+        "key": header["key"],
+        "labels": [label for _, label, _ in entries],
+        "reduced": [member for _, _, member in entries],
+    }
 
 
 def reduced_key(reference_sha256: str, matcher: StructureMatcher) -> dict:
@@ -275,8 +318,6 @@ def run_novelty_job(
     ``novelty_unknown`` true and ``novelty_reason`` says why.
     """
     counter = MatchCounter(build_matcher(matching))
-    reduced = None if reduced_path is None else load_reduced(reduced_path)
-    index = ReferenceIndex(reference_path, counter, reduced)
     if batch_reduced_path is None:
         records = [
             {
@@ -289,6 +330,11 @@ def run_novelty_job(
         ]
     else:
         records = read_reduced_batch(batch_reduced_path, counter.matcher)
+    items = [r["reduced"] for r in records if r["reduced"] is not None]
+    # Only the batch's formula buckets, unless a structure may match across formulas.
+    keys = None if any(item.crosses for item in items) else {item.key for item in items}
+    reduced = None if reduced_path is None else load_reduced(reduced_path, keys)
+    index = ReferenceIndex(reference_path, counter, reduced)
     reference = io.read_json(io.sidecar_path(reference_path))
     systems = {r["reduced"].chemsys for r in records if r["reduced"] is not None}
     remote, failed, remote_used = remote_references(reference, systems)

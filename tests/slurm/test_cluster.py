@@ -4,6 +4,7 @@ then killed (TERM, INT, KILL; mid-sampling and mid-relaxation; one job cancelled
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from interrupt import INTERRUPTIONS, SMALL, assert_resumed, interrupt, resume
-from testcluster import CLUSTER_SCRIPT, JOB_COMPLETIONS, SLURM_ARGS
+from testcluster import CLUSTER_SCRIPT, CLUSTER_UP, JOB_COMPLETIONS, SLURM_ARGS
 
 from conftest import Campaign
 
@@ -43,6 +44,10 @@ CLUSTER_RULES = set(CLUSTER_JOBS)
 
 @pytest.fixture(scope="module")
 def cluster():
+    """`make test-slurm` starts one cluster for its pytest processes; a lone run starts its own."""
+    if os.environ.get(CLUSTER_UP):
+        yield
+        return
     subprocess.run([str(CLUSTER_SCRIPT), "start"], check=True, timeout=300)
     yield
     subprocess.run([str(CLUSTER_SCRIPT), "stop"], check=True, timeout=60)
@@ -53,6 +58,14 @@ def finished(cluster, tmp_path_factory) -> Campaign:
     campaign = Campaign(tmp_path_factory.mktemp("cluster"), ON_GPU)
     campaign.snakemake(*SLURM_ARGS)
     return campaign
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> pd.DataFrame:
+    """The summary of an uninterrupted local run, which the cluster run must equal."""
+    campaign = Campaign(tmp_path_factory.mktemp("local"), ON_GPU)
+    campaign.snakemake()
+    return pd.read_csv(campaign.results / "metrics" / "summary.csv")
 
 
 def scheduler_record(job_id: str) -> dict[str, str]:
@@ -100,13 +113,8 @@ def test_every_cluster_job_ran_through_slurm_and_gpu_jobs_got_a_gpu(finished):
     assert len(job_ids) == len(set(job_ids)) == sum(CLUSTER_JOBS.values())
 
 
-def test_cluster_campaign_matches_a_local_run(finished, tmp_path):
-    local = Campaign(tmp_path, ON_GPU)
-    local.snakemake()
-    pd.testing.assert_frame_equal(
-        pd.read_csv(finished.results / "metrics" / "summary.csv"),
-        pd.read_csv(local.results / "metrics" / "summary.csv"),
-    )
+def test_cluster_campaign_matches_a_local_run(finished, baseline):
+    pd.testing.assert_frame_equal(pd.read_csv(finished.results / "metrics" / "summary.csv"), baseline)
 
 
 def cancel_slurm_job(sentinel: dict) -> None:
@@ -114,20 +122,27 @@ def cancel_slurm_job(sentinel: dict) -> None:
     subprocess.run(["scancel", "--signal=KILL", "--full", sentinel["slurm_job_id"]], check=True)
 
 
-def wait_for_empty_queue(timeout: float = 300) -> None:
-    """After the campaign process died, its jobs run on (README: check squeue before resuming)."""
+def wait_for_no_jobs_of(campaign: Campaign, timeout: float = 300) -> None:
+    """After the campaign process died, its jobs run on (README: check squeue before resuming).
+    Other pytest processes share the cluster: only jobs working in this campaign count."""
     deadline = time.monotonic() + timeout
-    while subprocess.run(["squeue", "-h"], capture_output=True, text=True, check=True).stdout.strip():
+
+    def workdirs() -> list[str]:
+        command = ["squeue", "-h", "-o", "%Z"]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+
+    while str(campaign.root) in workdirs():
         assert time.monotonic() < deadline, "SLURM jobs still queued"
         time.sleep(1)
 
 
+@pytest.mark.usefixtures("cluster")
 @pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=lambda i: i.id)
-def test_killed_cluster_campaign_resumes_to_the_uninterrupted_summary(finished, tmp_path, interruption):
+def test_killed_cluster_campaign_resumes_to_the_uninterrupted_summary(baseline, tmp_path, interruption):
     campaign = Campaign(tmp_path, ON_GPU)
     done = interrupt(campaign, interruption, SLURM_ARGS, cancel_slurm_job)
-    wait_for_empty_queue()
+    wait_for_no_jobs_of(campaign)
     if interruption.target != "job":
         resume(campaign, SLURM_ARGS)
     assert campaign.planned_jobs() == {}
-    assert_resumed(campaign, done, pd.read_csv(finished.results / "metrics" / "summary.csv"))
+    assert_resumed(campaign, done, baseline)
