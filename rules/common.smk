@@ -44,7 +44,7 @@ def sample_conda_env(wildcards):
 
 # Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
 # job computes: kept out of every rule's params, so changing them reruns nothing that exists.
-SCHEDULING_KEYS = ("resources", "n_batches")
+SCHEDULING_KEYS = ("resources", "n_batches", "shards")
 
 
 def own_settings(section):

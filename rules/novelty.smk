@@ -18,7 +18,7 @@ rule reference:
 
 
 # The matcher alone: the dedup shard count must not rerun novelty.
-MATCHER_SETTINGS = {key: value for key, value in config["matching"].items() if key != "shards"}
+MATCHER_SETTINGS = own_settings(config["matching"])
 
 
 # Every reference structure reduced once per snapshot and matcher (the expensive part of

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,15 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return arrow.to_pandas(), settings
 
 
+# Scheduler facts every job log starts with, so a log proves where and how its job ran.
+ENVIRONMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
+
+
+def environment_line() -> str:
+    values = [f"{name}={os.environ[name]}" for name in ENVIRONMENT_VARIABLES if name in os.environ]
+    return " ".join([f"host={socket.gethostname()}", f"pid={os.getpid()}", *values])
+
+
 @contextlib.contextmanager
 def log_to(path: str | Path) -> Iterator[None]:
     """Send a job's Python output, warnings and logging to its Snakemake log file."""
@@ -79,8 +90,6 @@ def log_to(path: str | Path) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
         logging.basicConfig(stream=handle, level=logging.INFO, force=True)
-        from crystal_campaign.jobs import environment_line
-
         logging.info("job: %s", environment_line())
         try:
             yield

@@ -8,8 +8,6 @@ tables count the failure. Deleting that batch's files (or ``--forcerun``) sample
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 
 from pymatgen.core import Structure
@@ -18,15 +16,7 @@ from crystal_campaign import testhooks
 from crystal_campaign.io import JobError
 from crystal_campaign.relax.base import RelaxResult
 
-# Scheduler facts every job log starts with, so a log proves where and how its job ran.
-ENVIRONMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
-
 FAILED = "batch failed"
-
-
-def environment_line() -> str:
-    values = [f"{name}={os.environ[name]}" for name in ENVIRONMENT_VARIABLES if name in os.environ]
-    return " ".join([f"host={socket.gethostname()}", f"pid={os.getpid()}", *values])
 
 
 def run_or_record_failure(

@@ -552,10 +552,9 @@ def dedup_table(
     a structure of another generator. Rows come in campaign order.
     """
     counter = MatchCounter(matcher)
-    evaluated = [r for r in records if (r["reduced"] if "reduced" in r else r["structure"]) is not None]
-    reduced = [
-        r["reduced"] if "reduced" in r else reduce_structure(matcher, r["structure"]) for r in evaluated
-    ]
+    pairs = [(r, reduced_of(r, matcher)) for r in records]
+    evaluated = [r for r, item in pairs if item is not None]
+    reduced = [item for _, item in pairs if item is not None]
     order = walk_order([r["id"] for r in evaluated], walked_before)
 
     def fit(i: int, j: int) -> bool:
@@ -600,9 +599,7 @@ def run_reduce_job(relaxed_path: str, output_path: str, matching: dict) -> None:
         {
             "id": record["id"],
             "generator": record.get("generator"),
-            "reduced": None
-            if record["structure"] is None
-            else reduce_structure(matcher, record["structure"]),
+            "reduced": reduced_of(record, matcher),
         }
         for record in io.read_records(relaxed_path)
     ]

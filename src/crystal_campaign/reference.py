@@ -39,6 +39,7 @@ from crystal_campaign.matching import (
     matcher_settings,
     read_reduced_batch,
     reduce_structure,
+    reduced_of,
     settings_key,
 )
 
@@ -319,15 +320,7 @@ def run_novelty_job(
     """
     counter = MatchCounter(build_matcher(matching))
     if batch_reduced_path is None:
-        records = [
-            {
-                **r,
-                "reduced": None
-                if r["structure"] is None
-                else reduce_structure(counter.matcher, r["structure"]),
-            }
-            for r in io.read_records(relaxed_path)
-        ]
+        records = [{**r, "reduced": reduced_of(r, counter.matcher)} for r in io.read_records(relaxed_path)]
     else:
         records = read_reduced_batch(batch_reduced_path, counter.matcher)
     items = [r["reduced"] for r in records if r["reduced"] is not None]

@@ -77,6 +77,11 @@ def rmsd_angstrom(generated: Structure, relaxed: Structure) -> float:
     return (MAX_RMSD if match is None else match[0]) / normalisation
 
 
+def model_source(settings: dict, default: str) -> str:
+    """The local model file when one is configured, else the model name (``default`` if none)."""
+    return settings.get("model_path") or settings.get("model") or default
+
+
 def resolve_device(device: str) -> str:
     """``auto`` is the first GPU when torch sees one, else the CPU; other values pass through."""
     import torch

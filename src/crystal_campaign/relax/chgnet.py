@@ -9,7 +9,7 @@ from ase import Atoms, units
 from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.relax.base import resolve_device
+from crystal_campaign.relax.base import model_source, resolve_device
 from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "0.3.0"
@@ -57,7 +57,7 @@ class ChgnetRelaxer(PotentialRelaxer):
         from chgnet.model.dynamics import CHGNetCalculator
 
         device = resolve_device(settings["device"])
-        model_name = settings.get("model_path") or settings.get("model") or DEFAULT_MODEL
+        model_name = model_source(settings, DEFAULT_MODEL)
         checkpoint = checkpoint_file(model_name)
         if Path(model_name).is_file():
             model = CHGNet.from_file(str(checkpoint))

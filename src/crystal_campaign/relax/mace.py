@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from crystal_campaign.relax.base import resolve_device
+from crystal_campaign.relax.base import model_source, resolve_device
 from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "medium-mpa-0"
@@ -36,16 +36,11 @@ def cache_dir() -> Path:
     return Path(get_cache_dir())
 
 
-def model_source(settings: dict) -> str:
-    """The local model file when one is configured, else the foundation model name."""
-    return settings.get("model_path") or settings.get("model") or DEFAULT_MODEL
-
-
 def checkpoint_path(settings: dict) -> Path:
     """The model file: the local one, or the named model's file in MACE's cache (downloaded if missing)."""
     from mace.calculators.foundations_models import download_mace_mp_checkpoint
 
-    source = model_source(settings)
+    source = model_source(settings, DEFAULT_MODEL)
     if settings.get("model_path"):
         return Path(source)
     with contextlib.redirect_stdout(text_io.StringIO()):
@@ -120,7 +115,8 @@ class MaceRelaxer(PotentialRelaxer):
 
         device = resolve_device(settings["device"])
         checkpoint = checkpoint_path(settings)
+        source = model_source(settings, DEFAULT_MODEL)
         with contextlib.redirect_stdout(text_io.StringIO()):  # mace_mp prints model and dtype banners
-            calculator = mace_mp(model=model_source(settings), device=device, default_dtype=settings["dtype"])
+            calculator = mace_mp(model=source, device=device, default_dtype=settings["dtype"])
         potential = MacePotential(calculator)
-        super().__init__(settings, device, model_source(settings), checkpoint, calculator, potential)
+        super().__init__(settings, device, source, checkpoint, calculator, potential)
