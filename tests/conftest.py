@@ -35,12 +35,6 @@ def batch_jobs(n_batches: int) -> dict[str, int]:
     return {**dict.fromkeys(PER_BATCH_RULES, n_batches), **AGGREGATION_JOBS}
 
 
-def copy_imported_examples(root: Path) -> None:
-    """``config/examples/imported`` under ``root/imported``, plus one unreadable CIF."""
-    shutil.copytree(REPO / "config" / "examples" / "imported", root / "imported")
-    (root / "imported" / "broken.cif").write_text("data_broken\n_cell_length_a x\n")
-
-
 class Campaign:
     """A tiny campaign in its own directory, run with the real Snakemake command line."""
 
@@ -104,3 +98,13 @@ class Campaign:
         finally:
             self.config = original
             self.write()
+
+
+def run_with_imported_examples(root: Path, config: dict) -> Campaign:
+    """``config`` run to the end in ``root``, with ``config/examples/imported`` under
+    ``root/imported`` plus one unreadable CIF."""
+    shutil.copytree(REPO / "config" / "examples" / "imported", root / "imported")
+    (root / "imported" / "broken.cif").write_text("data_broken\n_cell_length_a x\n")
+    campaign = Campaign(root, config)
+    campaign.snakemake()
+    return campaign

@@ -91,12 +91,7 @@ def test_classes_equal_group_structures_with_fewer_fit_calls():
     order = np.random.default_rng(1).permutation(len(structures))
     structures = [structures[i] for i in order]
     leaders, calls = group_indices(structures, MATCHER)
-    position = {id(s): i for i, s in enumerate(structures)}
-    expected = [0] * len(structures)
-    for group in MATCHER.group_structures(structures):
-        for member in group:
-            expected[position[id(member)]] = position[id(group[0])]
-    assert leaders == expected
+    assert leaders == group_structures_leaders(structures, MATCHER)
     assert len(set(leaders)) == len(base)
     assert calls < len(structures) * (len(structures) - 1) // 2
 
@@ -366,7 +361,7 @@ def test_disordered_classes_equal_unpruned_walk():
     reduced = [reduce_structure(disordered, s) for s in structures]
     expected: list[int] = []
     for j in range(len(structures)):
-        first_leaders = [i for i in sorted(set(expected)) if i < j]
+        first_leaders = sorted(set(expected))  # every leader so far comes before j
         expected.append(next((i for i in first_leaders if counter.fit(reduced[i], reduced[j])), j))
     assert leaders == expected
     assert len(set(leaders)) < len(base) + 20

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from docutils.core import publish_parts
 
-from conftest import REPO, Campaign, copy_imported_examples
+from conftest import REPO, Campaign, run_with_imported_examples
 from crystal_campaign import io, metrics, plots
 
 pytestmark = pytest.mark.workflow
@@ -46,11 +46,7 @@ CAPTIONS = REPO / "workflow" / "report"
 
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
-    root = tmp_path_factory.mktemp("plots")
-    copy_imported_examples(root)
-    campaign = Campaign(root, CONFIG)
-    campaign.snakemake()
-    return campaign
+    return run_with_imported_examples(tmp_path_factory.mktemp("plots"), CONFIG)
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_one_model_call_per_optimizer_step_per_sub_batch(tiny_model):
         first += n_calls
 
 
-def test_tiny_memory_budget_splits_into_sub_batches_with_identical_results(tiny_model, per_structure):
+def test_tiny_memory_budget_splits_into_sub_batches_with_identical_results(tiny_model):
     whole = mace_relaxer(tiny_model)
     whole_results = whole.relax(known_crystals())
     tiny = mace_relaxer(tiny_model, memory_budget_mb=8, memory_per_atom_mb=2.0)  # 4 atoms per call
@@ -162,15 +162,11 @@ def cache_name(url: str) -> str:
 
 
 def test_foundation_model_by_name_loads_from_mace_cache_offline(tiny_model, tmp_path, monkeypatch):
-    from mace.calculators.foundations_models import mace_mp_urls
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     settings = {**SETTINGS, "model": "small"}
     with pytest.raises(RuntimeError, match=r"MACE model 'small' is not in the cache .*relax.model_path"):
         relax.prefetch(settings)
-    cached = tmp_path / "mace" / cache_name(mace_mp_urls["small"])
-    cached.parent.mkdir(exist_ok=True)
-    shutil.copy(tiny_model, cached)
+    cached = prefill_cache(tmp_path, tiny_model, "small")
     assert relax.prefetch(settings) == [str(cached)]
     relaxer = relax.get_relaxer(settings)
     recorded = relaxer.settings()
