@@ -1,3 +1,4 @@
+from crystal_campaign import relax
 from crystal_campaign.generators import importer
 
 RESULTS = f"results/{config['campaign']}"
@@ -42,9 +43,9 @@ def sample_conda_env(wildcards):
     return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")
 
 
-# Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
-# job computes: kept out of every rule's params, so changing them reruns nothing that exists.
-SCHEDULING_KEYS = ("resources", "n_batches", "shards")
+# Keys that decide how many jobs run, what they ask a cluster for (profiles/slurm) and how a job
+# runs, never what it computes: kept out of every rule's params, so changing them reruns nothing.
+SCHEDULING_KEYS = ("resources", "n_batches", "shards", *relax.EXECUTION_KEYS)
 
 
 def own_settings(section):
@@ -72,7 +73,16 @@ def sample_resources(wildcards):
     return job_resources(GENERATORS[wildcards.generator], mem_mb=2000, runtime=60)
 
 
-RELAX_RESOURCES = job_resources(config["relax"], mem_mb=3000, runtime=240)
+def relax_memory_mb(section):
+    """Memory a relax job asks for unless its ``resources`` say: off a GPU (``auto`` may be), the
+    batched model calls take their ``memory_budget_mb`` from the job's own memory, on top of the
+    process (torch, the model, the structures)."""
+    if section["device"].startswith("cuda") or not section["batched"]:
+        return 3000
+    return int(section["memory_budget_mb"]) + 1500
+
+
+RELAX_RESOURCES = job_resources(config["relax"], mem_mb=relax_memory_mb(config["relax"]), runtime=240)
 
 
 # Cheap rules run where Snakemake runs (the login node), not as SLURM jobs.

@@ -1,10 +1,10 @@
 """Snakemake entry point: relax the reference structures with the campaign's potential."""
 
-from crystal_campaign import io, stability
+from crystal_campaign import io, relax, stability
 
 with io.log_to(snakemake.log[0]):
     stability.relax_reference(
         snakemake.input[0],
-        {**snakemake.params.relax, "threads": snakemake.threads},
+        relax.job_settings(snakemake.params.relax, snakemake.config["relax"], snakemake.threads),
         snakemake.output.structures,
     )

@@ -2,7 +2,7 @@
 
 from crystal_campaign import io, jobs, relax
 
-settings = {**snakemake.params.relax, "threads": snakemake.threads}
+settings = relax.job_settings(snakemake.params.relax, snakemake.config["relax"], snakemake.threads)
 sample_path, output_path = snakemake.input[0], snakemake.output.structures
 with io.log_to(snakemake.log[0]):
     jobs.run_or_record_failure(

@@ -386,3 +386,12 @@ def test_snakemake_prefetch_finds_the_cached_checkpoint_offline(campaign):
     assert io.read_json(campaign.results / "prefetch.json") == {
         "fetched": [f"generator csp: {cache / 'ckpts' / CSP_FILE} (already cached)"]
     }
+    # one job per generator (each in its sampling jobs' environment under --sdm conda)
+    manifests = {
+        path.stem: io.read_json(path)["fetched"] for path in (campaign.results / "prefetch").iterdir()
+    }
+    assert manifests == {
+        "rss": [],
+        "dng": [],
+        "csp": [f"generator csp: {cache / 'ckpts' / CSP_FILE} (already cached)"],
+    }

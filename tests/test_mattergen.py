@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
+from pymatgen.core import Composition
 
 from conftest import REPO, Campaign
 from crystal_campaign import generators, io
@@ -109,10 +110,12 @@ def test_runner_writes_the_standard_batch_format(unconditional_batch, models, tm
     assert [r["id"] for r in records] == ["mg-b0000-0000", "mg-b0000-0001", "mg-b0000-0002"]
     assert all(set(r) == set(base_records[0]) for r in records)
     assert all((r["structure"] is None) != (r["reason"] is None) for r in records)
+    kept = [r["structure"] for r in records if r["structure"] is not None]
+    assert all(1 <= site.specie.Z <= 100 for structure in kept for site in structure)  # no mask token
     assert set(base_sidecar) <= set(sidecar)
     assert (sidecar["n_requested"], sidecar["n_generated"] + sidecar["n_failed"]) == (3, 3)
     checkpoint = models["unconditional"] / "checkpoints" / "last.ckpt"
-    assert sidecar["model"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert sidecar["stats"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert sidecar["sampler"]["published"] is False and sidecar["sampler"]["steps"] == STEPS
     assert sidecar["device"] == "cpu" and sidecar["versions"]["mattergen"] == "1.0.3"
     assert sidecar["seed"] == generators.derive_seed("t", "mg", 0)
@@ -123,6 +126,17 @@ def test_same_seed_same_batch(unconditional_batch, tmp_path):
     settings, records, _ = unconditional_batch
     again, _ = sample_batch(settings, tmp_path / "0000.jsonl.gz")
     assert [r["structure"] for r in again] == [r["structure"] for r in records]
+
+
+def test_a_crash_of_mattergens_sampler_is_a_failed_batch_not_a_set_up_error(models, tmp_path):
+    # With cell updates, random weights blow the lattice up and GemNet fails on an empty neighbour
+    # graph: the job raises what jobs.run_or_record_failure retries and then records as failure rows.
+    settings = generator("mgc", model_path=str(models["unconditional"]), sampling_config_overrides=[])
+    with pytest.raises(
+        mattergen.MatterGenSamplerError, match=r"^generator mgc: MatterGen's sampler failed: IndexError"
+    ):
+        sample_batch(settings, tmp_path / "0000.jsonl.gz")
+    assert not (tmp_path / "0000.jsonl.gz").exists()
 
 
 def test_conditioning_a_model_not_trained_for_it_is_one_line(models, tmp_path):
@@ -221,24 +235,42 @@ def test_prefetch_downloads_from_hugging_face_then_sampling_runs_offline(hub, mo
     records, sidecar = sample_batch(settings, tmp_path / "after" / "0000.jsonl.gz")
     assert hub.requests == [], "sampling jobs must read the prefetched cache, not the network"
     checkpoint = models["chemical_system"] / "checkpoints" / "last.ckpt"
-    assert sidecar["model"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert sidecar["stats"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert sidecar["conditioning"] == {"chemical_system": "Na-Cl"} and len(records) == 3
 
 
-def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models, tmp_path):
+def test_campaign_with_every_generative_mode_and_the_baseline(models, tmp_path):
     # Chemeleon only so that random weights give some usable cells: 5 steps, a linear schedule.
-    dng = chemeleon.write_random_checkpoint(
-        tmp_path / "dng.ckpt",
-        "dng",
-        hidden_dim=32,
-        num_layers=2,
-        num_timesteps=5,
-        beta_schedule="linear",
-        seed=0,
-    )
+    chemeleon_models = {
+        task: chemeleon.write_random_checkpoint(
+            tmp_path / f"{task}.ckpt",
+            task,
+            hidden_dim=32,
+            num_layers=2,
+            num_timesteps=5,
+            beta_schedule="linear",
+            seed=0,
+        )
+        for task in ("dng", "csp")
+    }
     generators_list = [
         {"name": "rss", "backend": "random", "n_batches": 1, "batch_size": 3, "chemical_systems": ["Na-Cl"]},
-        {"name": "cham", "backend": "chemeleon", "n_batches": 1, "batch_size": 3, "model_path": str(dng)},
+        {
+            "name": "cham",
+            "backend": "chemeleon",
+            "n_batches": 1,
+            "batch_size": 3,
+            "model_path": str(chemeleon_models["dng"]),
+        },
+        {
+            "name": "cham_csp",
+            "backend": "chemeleon",
+            "task": "csp",
+            "formulas": ["NaCl"],
+            "n_batches": 1,
+            "batch_size": 2,
+            "model_path": str(chemeleon_models["csp"]),
+        },
         generator("mg", model_path=str(models["unconditional"])),
         generator(
             "mg_nacl",
@@ -258,23 +290,48 @@ def test_campaign_with_baseline_unconditional_and_chemical_system_guided(models,
     campaign.snakemake()
 
     summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
-    assert list(summary.index) == ["rss", "cham", "mg", "mg_nacl", "all"]
-    assert summary.loc[["rss", "cham", "mg", "mg_nacl"], "n_requested"].tolist() == [3, 3, 3, 3]
+    assert list(summary.index) == ["rss", "cham", "cham_csp", "mg", "mg_nacl", "all"]
+    assert summary.loc[["rss", "cham", "cham_csp", "mg", "mg_nacl"], "n_requested"].tolist() == [
+        3,
+        3,
+        2,
+        3,
+        3,
+    ]
     assert summary["nondefault_sampler"].to_dict() == {
         "rss": False,
         "cham": False,
+        "cham_csp": False,
         "mg": True,
         "mg_nacl": True,
         "all": True,
     }
     assert summary.loc["mg", "sampler"].startswith("NON-DEFAULT mattergen 4 steps x 2")
+    unconditional_sha = hashlib.sha256((models["unconditional"] / "checkpoints" / "last.ckpt").read_bytes())
+    assert (
+        summary.loc["mg", "model"]
+        == f"model_path {models['unconditional']} {unconditional_sha.hexdigest()[:12]}"
+    )
     table, _ = io.read_table(campaign.results / "metrics" / "structures.parquet")
     assert table.groupby("generator")["nondefault_sampler"].all().to_dict() == {
         "cham": False,
+        "cham_csp": False,
         "mg": True,
         "mg_nacl": True,
         "rss": False,
     }
+    # adherence of the guided generator: each evaluated structure's elements against Na-Cl
+    guided_rows = table[(table["generator"] == "mg_nacl") & table["evaluated"]]
+    in_system = [
+        set(Composition(f).chemical_system.split("-")) == {"Na", "Cl"} for f in guided_rows["formula"]
+    ]
+    assert guided_rows["in_target_chemsys"].astype(bool).tolist() == in_system
+    expected = sum(in_system) / len(in_system) if in_system else float("nan")
+    assert summary.loc["mg_nacl", "frac_in_target_chemsys"] == pytest.approx(expected, nan_ok=True)
+    csp_rows = table[(table["generator"] == "cham_csp") & table["evaluated"]]
+    assert csp_rows["composition_match"].astype(bool).all()
+    expected = 1.0 if len(csp_rows) else float("nan")
+    assert summary.loc["cham_csp", "frac_composition_match"] == pytest.approx(expected, nan_ok=True)
     guided = io.read_json(campaign.results / "samples" / "mg_nacl" / "0000.json")
     assert (guided["conditioning"], guided["diffusion_guidance_factor"]) == (
         {"chemical_system": "Na-Cl"},

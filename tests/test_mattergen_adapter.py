@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import Campaign
+from crystal_campaign import io
 from crystal_campaign.config import ConfigError, validate_config
 from crystal_campaign.generators import mattergen
+from crystal_campaign.io import JobError
 
 BASE = {
     "campaign": "mg",
@@ -115,7 +119,8 @@ def test_conditioned_pretrained_model_with_guidance_is_valid():
     assert settings["properties_to_condition_on"] == {"chemical_system": "Li-O", "energy_above_hull": 0.05}
 
 
-def test_device_decides_which_gpus_the_runner_sees(tmp_path):
+def test_device_decides_which_gpus_the_runner_sees(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     env = mattergen.job_environment(settings_with(device="cuda:1"), tmp_path, offline=True)
     assert (env["CUDA_VISIBLE_DEVICES"], env["TMPDIR"], env["HF_HUB_OFFLINE"]) == ("1", str(tmp_path), "1")
     assert (
@@ -124,6 +129,14 @@ def test_device_decides_which_gpus_the_runner_sees(tmp_path):
         ]
         == ""
     )
+    # on a node where SLURM gave the job GPUs 2 and 5, cuda:1 is GPU 5
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    env = mattergen.job_environment(settings_with(device="cuda:1"), tmp_path, offline=True)
+    assert env["CUDA_VISIBLE_DEVICES"] == "5"
+    with pytest.raises(
+        mattergen.MatterGenError, match=r"^generator mg: device cuda:2, but the job sees 2 GPU"
+    ):
+        mattergen.job_environment(settings_with(device="cuda:2"), tmp_path, offline=True)
 
 
 @pytest.fixture
@@ -156,6 +169,48 @@ def test_failed_runner_is_one_line_pointing_at_the_log(tmp_path):
     assert str(caught.value).startswith("generator mg: the MatterGen runner (")
     assert "failed with exit status 1; its output is in the sample job's log" in str(caught.value)
     assert not (tmp_path / "0000.jsonl.gz").exists()
+
+
+def crashing_sampler(folder: Path) -> Path:
+    """An interpreter standing in for the runner when MatterGen's sampler crashes (exit status 4)."""
+    python = folder / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        'echo attempt >> "$(dirname "$0")/attempts"\n'
+        'echo "MatterGen\'s sampler failed: IndexError: index 0 is out of bounds" > "$5"\n'
+        "exit 4\n"
+    )
+    python.chmod(0o755)
+    return python
+
+
+@pytest.mark.workflow
+def test_a_sampler_crash_is_retried_then_kept_as_failure_rows(tmp_path):
+    python = crashing_sampler(tmp_path)
+    with pytest.raises(mattergen.MatterGenSamplerError) as caught:
+        mattergen.BACKEND.write_batch(
+            settings_with(python=str(python)), "mg", 0, str(tmp_path / "b.jsonl.gz"), {}
+        )
+    assert not isinstance(caught.value, JobError), "a crash on one batch must not stop the campaign"
+    assert (
+        str(caught.value) == "generator mg: MatterGen's sampler failed: IndexError: index 0 is out of bounds"
+    )
+
+    config = copy.deepcopy(BASE)
+    config["generators"][0]["python"] = str(python)
+    campaign = Campaign(tmp_path / "campaign", config)
+    campaign.snakemake()
+    assert (tmp_path / "attempts").read_text().count("attempt") == 1 + 2  # the call above, then 1 retry
+    records = io.read_records(campaign.results / "samples" / "mg" / "0000.jsonl.gz")
+    assert len(records) == 2 and all(r["structure"] is None for r in records)
+    assert all(
+        r["reason"].startswith(
+            "batch failed after 2 attempts: MatterGenSamplerError: generator mg: MatterGen's"
+        )
+        for r in records
+    )
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
+    assert (summary.loc["mg", "n_requested"], summary.loc["mg", "n_generated"]) == (2, 0)
 
 
 @pytest.mark.workflow

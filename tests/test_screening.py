@@ -35,3 +35,11 @@ def test_junk_becomes_a_reason_not_an_exception(numbers, lattice, coords, expect
     structure, reason = to_structure(numbers, lattice, coords)
     assert structure is None
     assert reason.startswith(expected)
+
+
+def test_a_species_past_the_models_last_element_is_its_mask_token():
+    # MatterGen's mask class comes out as Z = 101 (Md): a real element, but not one it models
+    structure, reason = to_structure([11, 101], CUBIC, [[0, 0, 0], [0.5] * 3], max_atomic_number=100)
+    assert structure is None
+    assert reason == "invalid species: atomic numbers [101] (mask or padding token)"
+    assert to_structure([11, 101], CUBIC, [[0, 0, 0], [0.5] * 3])[1] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -26,7 +27,7 @@ TINY = {
         },
         {"name": "known", "backend": "import", "paths": ["imported"], "batch_size": 2},
     ],
-    "relax": {"backend": "chgnet", "fmax": 0.1, "max_steps": 25},
+    "relax": {"backend": "chgnet", "fmax": 0.1, "max_steps": 25, "memory_budget_mb": 3000},
 }
 SUMMARY_COLUMNS = [
     "generator",
@@ -91,6 +92,7 @@ def test_campaign_writes_summary_and_per_structure_table(campaign):
     } <= set(table.columns)
     assert settings["matcher"]["ltol"] == 0.2 and settings["seeds"]["rss/1"] > 0
     assert settings["relax"][0]["checkpoint_sha256"]
+    assert settings["relax"][0]["memory_budget_mb"] == 3000  # execution keys reach the job, not params
     assert "definitions" in io.read_json(campaign.results / "metrics" / "summary.json")
 
 
@@ -193,11 +195,47 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         ),
         # Scheduling settings rerun nothing.
         ("relax", {**TINY["relax"], "resources": {"gpus": 1, "mem_mb": 9000, "runtime": 5}}, {}),
+        ("relax", {**TINY["relax"], "threads": 2, "memory_budget_mb": 900, "memory_per_atom_mb": 1.0}, {}),
         ("jobs", {"retries": 3}, {}),
     ],
 )
 def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, section, change, expected):
     assert campaign.planned_jobs_for({**TINY, section: change}) == expected
+
+
+@pytest.mark.parametrize(
+    ("relax_settings", "expected"),
+    [
+        # off a GPU the batched calls' memory budget comes out of the job's memory
+        ({"device": "cpu"}, {"threads": "1", "gpu": "0", "mem_mb": "5500"}),
+        (
+            {"device": "auto", "memory_budget_mb": 10000, "threads": 2},
+            {"threads": "2", "gpu": "0", "mem_mb": "11500"},
+        ),
+        ({"device": "cpu", "batched": False}, {"threads": "1", "gpu": "0", "mem_mb": "3000"}),
+        ({"device": "cuda", "memory_budget_mb": 60000}, {"threads": "1", "gpu": "1", "mem_mb": "3000"}),
+        (
+            {"device": "auto", "resources": {"gpus": 1, "mem_mb": 8000}},
+            {"threads": "1", "gpu": "1", "mem_mb": "8000"},
+        ),
+    ],
+)
+def test_relax_jobs_ask_for_their_threads_gpu_and_memory(tmp_path, relax_settings, expected):
+    config = {
+        "campaign": "res",
+        "generators": [TINY["generators"][0]],
+        "relax": {"backend": "chgnet", **relax_settings},
+    }
+    plan = Campaign(tmp_path, config).snakemake("--dry-run").stdout
+    job = plan[plan.index("rule relax:") :].split("\n\n")[0]
+    threads = re.search(r"threads: (\d+)", job)
+    resources = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", job).group(1).split(", "))
+    found = {
+        "threads": threads.group(1) if threads else "1",
+        "gpu": resources["gpu"],
+        "mem_mb": resources["mem_mb"],
+    }
+    assert found == expected
 
 
 def test_adding_batches_runs_only_the_new_batches(campaign):

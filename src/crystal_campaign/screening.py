@@ -2,8 +2,9 @@
 
 Imports only numpy and pymatgen, so runners inside a backend's own environment (MatterGen)
 can use it too. Random or undertrained weights produce NaN coordinates, mask-token species
-(atomic number 0), enormous or degenerate cells and empty structures: each becomes a reason,
-never an exception, so the rest of the batch completes.
+(atomic number 0, or one past the model's last element: 101 for MatterGen), enormous or
+degenerate cells and empty structures: each becomes a reason, never an exception, so the rest
+of the batch completes.
 """
 
 from __future__ import annotations
@@ -19,14 +20,20 @@ MIN_VOLUME_PER_ATOM = 0.1
 
 
 def junk_reason(
-    atomic_numbers: Sequence[int], lattice_matrix: Sequence[Sequence[float]], frac_coords: Sequence
+    atomic_numbers: Sequence[int],
+    lattice_matrix: Sequence[Sequence[float]],
+    frac_coords: Sequence,
+    max_atomic_number: int = 118,
 ) -> str | None:
-    """Why this raw model output is not a usable structure, or ``None`` if it is one."""
+    """Why this raw model output is not a usable structure, or ``None`` if it is one.
+
+    ``max_atomic_number`` is the model's last element: any species beyond it is a token.
+    """
     numbers = np.asarray(atomic_numbers).reshape(-1)
     if numbers.size == 0:
         return "empty structure: no atoms"
-    if not ((numbers >= 1) & (numbers <= 118)).all():
-        bad = sorted({int(n) for n in numbers if not 1 <= n <= 118})
+    if not ((numbers >= 1) & (numbers <= max_atomic_number)).all():
+        bad = sorted({int(n) for n in numbers if not 1 <= n <= max_atomic_number})
         return f"invalid species: atomic numbers {bad} (mask or padding token)"
     lattice = np.asarray(lattice_matrix, dtype=float)
     coords = np.asarray(frac_coords, dtype=float)
@@ -44,10 +51,13 @@ def junk_reason(
 
 
 def to_structure(
-    atomic_numbers: Sequence[int], lattice_matrix: Sequence[Sequence[float]], frac_coords: Sequence
+    atomic_numbers: Sequence[int],
+    lattice_matrix: Sequence[Sequence[float]],
+    frac_coords: Sequence,
+    max_atomic_number: int = 118,
 ) -> tuple[Structure | None, str | None]:
     """(structure, None) for usable output, (None, reason) for junk."""
-    reason = junk_reason(atomic_numbers, lattice_matrix, frac_coords)
+    reason = junk_reason(atomic_numbers, lattice_matrix, frac_coords, max_atomic_number)
     if reason is not None:
         return None, reason
     species = [int(n) for n in np.asarray(atomic_numbers).reshape(-1)]

@@ -46,12 +46,18 @@ PRETRAINED_CONDITIONING = {
 # MatterGen's published sampler: 1000 predictor steps, each followed by one Langevin corrector step.
 PUBLISHED_STEPS = 1000
 PUBLISHED_CORRECTOR_STEPS = 1
-# The runner reports an error the user can fix with this exit status and one line in the error file.
+# The runner reports an error the user can fix with this exit status and one line in the error file,
+# and a crash of MatterGen's sampler on the batch with the other.
 USER_ERROR_EXIT = 3
+SAMPLER_ERROR_EXIT = 4
 
 
 class MatterGenError(io.JobError):
     """A MatterGen job problem with one line saying what to do."""
+
+
+class MatterGenSamplerError(RuntimeError):
+    """MatterGen's sampler crashed on this batch: retried, then recorded as failure rows (``jobs``)."""
 
 
 def sampler_description(settings: dict) -> dict:
@@ -96,6 +102,20 @@ def interpreter(settings: dict) -> str:
     )
 
 
+def visible_gpu(name: str, index: int) -> str:
+    """``cuda:N`` is the Nth GPU the job sees: SLURM may already have narrowed CUDA_VISIBLE_DEVICES."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return str(index)
+    gpus = [gpu for gpu in visible.split(",") if gpu]
+    if index >= len(gpus):
+        raise MatterGenError(
+            f"generator {name}: device cuda:{index}, but the job sees {len(gpus)} GPU(s) "
+            f"(CUDA_VISIBLE_DEVICES={visible!r}); use device: cuda or auto"
+        )
+    return gpus[index]
+
+
 def job_environment(settings: dict, job_dir: Path, offline: bool) -> dict[str, str]:
     """Environment of the runner: its own TMPDIR, only the configured GPU visible, threads capped."""
     env = dict(os.environ)
@@ -108,7 +128,7 @@ def job_environment(settings: dict, job_dir: Path, offline: bool) -> dict[str, s
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     elif device.startswith("cuda:"):
-        env["CUDA_VISIBLE_DEVICES"] = device.removeprefix("cuda:")
+        env["CUDA_VISIBLE_DEVICES"] = visible_gpu(settings["name"], int(device.removeprefix("cuda:")))
     if offline:
         # Sampling jobs read the cache that prefetch filled (compute nodes often have no internet).
         env.setdefault("HF_HUB_OFFLINE", "1")
@@ -146,6 +166,8 @@ def run_runner(settings: dict, mode: str, spec: dict, log_name: str) -> dict:
         problem = error_path.read_text().strip() if error_path.exists() else ""
         if completed.returncode == USER_ERROR_EXIT and problem:
             raise MatterGenError(f"generator {settings['name']}: {problem}")
+        if completed.returncode == SAMPLER_ERROR_EXIT and problem:
+            raise MatterGenSamplerError(f"generator {settings['name']}: {problem}")
         raise MatterGenError(
             f"generator {settings['name']}: the MatterGen runner ({python}) failed with exit status "
             f"{completed.returncode}{': ' + problem if problem else ''}; its output is in the {log_name}"

@@ -8,7 +8,8 @@ putting the repo's ``src`` (from the spec) on ``sys.path``. ``sample`` loads the
 draws one batch with MatterGen's own sampler objects, screens each raw structure (junk becomes
 a failure row with a reason) and writes the batch files; ``prefetch`` downloads a pretrained
 checkpoint into the Hugging Face cache through MatterGen's ``from_hf_hub``. A problem the
-user can fix is written as one line to ERROR_TXT with exit status 3.
+user can fix is written as one line to ERROR_TXT with exit status 3; a crash of MatterGen's sampler
+on the batch (exit status 4) is a failed batch, which the job retries and then records.
 
 Files the PyPI wheel of MatterGen lacks are supplied in the job's directory, only when missing,
 so a full GitHub install runs unchanged: the sampling config (``sampling_conf/``) and the
@@ -24,6 +25,7 @@ import platform
 import random
 import sys
 import time
+import traceback
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from pathlib import Path
 # shadow the real mattergen package.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 USER_ERROR_EXIT = 3
+SAMPLER_ERROR_EXIT = 4
 CUSTOM_DISTRIBUTION = "crystal_campaign_custom"
 D3PM_SCHEDULE_KEY = (
     "lightning_module.diffusion_module.corruption.discrete_corruptions.atomic_numbers.d3pm.schedule"
@@ -39,6 +42,10 @@ D3PM_SCHEDULE_KEY = (
 
 class UserError(Exception):
     """A problem the user can fix; the adapter shows its one-line message."""
+
+
+class SamplerError(Exception):
+    """MatterGen's sampler crashed on this batch (e.g. GemNet on an exploded cell): the batch failed."""
 
 
 def published_sampling_config() -> dict:
@@ -184,13 +191,22 @@ def draw_batch(generator, batch_size: int) -> list:
     sampler = instantiate(sampling_config.sampler_partial)(pl_module=generator.model)
     graphs = []
     for conditioning_data, mask in condition_loader:
-        _, mean = sampler.sample(conditioning_data, mask)
+        try:
+            _, mean = sampler.sample(conditioning_data, mask)
+        except Exception as error:
+            raise SamplerError(f"MatterGen's sampler failed: {type(error).__name__}: {error}") from error
         graphs.extend(mean.to_data_list())
     return graphs
 
 
 def screen(graphs: list) -> list[tuple]:
-    """(structure, reason) per raw sample: junk (NaN, mask species, huge or empty cells) gets a reason."""
+    """(structure, reason) per raw sample: junk (NaN, mask species, huge or empty cells) gets a reason.
+
+    MatterGen's atom types are its elements 1..MAX_ATOMIC_NUM plus a mask class, which comes out
+    as atomic number MAX_ATOMIC_NUM + 1 when a sample keeps it.
+    """
+    from mattergen.common.utils.globals import MAX_ATOMIC_NUM
+
     from crystal_campaign.screening import to_structure
 
     return [
@@ -198,6 +214,7 @@ def screen(graphs: list) -> list[tuple]:
             graph["atomic_numbers"].cpu().numpy(),
             graph["cell"].reshape(3, 3).cpu().numpy(),
             graph["pos"].reshape(-1, 3).cpu().numpy(),
+            max_atomic_number=MAX_ATOMIC_NUM,
         )
         for graph in graphs
     ]
@@ -284,16 +301,14 @@ def run_sample(spec: dict) -> dict:
             "batch": batch,
             "seed": spec["seed"],
             "settings": settings,
-            "model": {
-                "label": spec["model_label"],
-                "checkpoint": str(Path(info.checkpoint_path).resolve()),
-                "checkpoint_sha256": file_sha256(info.checkpoint_path),
-            },
             "conditioning": properties or {},
             "diffusion_guidance_factor": settings["diffusion_guidance_factor"],
             "sampler": sampler,
             "device": str(get_device()),
-            "stats": {
+            "stats": {  # model fields as every generator's stats have them (the summary reads them)
+                "model": spec["model_label"],
+                "checkpoint": str(Path(info.checkpoint_path).resolve()),
+                "checkpoint_sha256": file_sha256(info.checkpoint_path),
                 "load_s": round(loaded - start, 3),
                 "sample_s": round(sampled - loaded, 3),
                 "structures_per_s": round(len(graphs) / max(sampled - loaded, 1e-9), 4),
@@ -320,6 +335,10 @@ def main(mode: str, spec_path: str, result_path: str, error_path: str) -> int:
     except UserError as error:
         Path(error_path).write_text(f"{error}\n")
         return USER_ERROR_EXIT
+    except SamplerError as error:
+        traceback.print_exc()  # the whole story goes to the job's log
+        Path(error_path).write_text(f"{error}\n")
+        return SAMPLER_ERROR_EXIT
     Path(result_path).write_text(json.dumps(result))
     return 0
 

@@ -14,6 +14,15 @@ from crystal_campaign.relax.base import (
     run_relax_job,
 )
 
+# How a relax job runs, never what it computes: kept out of the rules' params (rules/common.smk),
+# so changing them reruns nothing; the job reads them from the config.
+EXECUTION_KEYS = ("threads", "memory_budget_mb", "memory_per_atom_mb")
+
+
+def job_settings(own_settings: dict, section: dict, threads: int) -> dict:
+    """A relax job's settings: its params, the execution keys of its config section, its threads."""
+    return {**own_settings, **{key: section[key] for key in EXECUTION_KEYS}, "threads": threads}
+
 
 def get_relaxer(settings: dict) -> Relaxer:
     """The configured relaxer; keys missing from ``settings`` take their config-schema defaults."""
@@ -40,11 +49,13 @@ def prefetch(settings: dict) -> list[str]:
 
 
 __all__ = [
+    "EXECUTION_KEYS",
     "NoRelaxer",
     "RelaxResult",
     "Relaxer",
     "configure_threads",
     "get_relaxer",
+    "job_settings",
     "prefetch",
     "relax_records",
     "relax_with_ase",
