@@ -1,4 +1,4 @@
-from crystal_campaign import relax
+from crystal_campaign.config import RELAX_EXECUTION_KEYS
 from crystal_campaign.generators import importer
 
 RESULTS = f"results/{config['campaign']}"
@@ -43,9 +43,9 @@ def sample_conda_env(wildcards):
     return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")
 
 
-# Keys that decide how many jobs run, what they ask a cluster for (profiles/slurm) and how a job
-# runs, never what it computes: kept out of every rule's params, so changing them reruns nothing.
-SCHEDULING_KEYS = ("resources", "n_batches", "shards", *relax.EXECUTION_KEYS)
+# Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
+# job computes: kept out of every rule's params, so changing them reruns nothing that exists.
+SCHEDULING_KEYS = ("resources", "n_batches", "shards")
 
 
 def own_settings(section):
@@ -73,11 +73,19 @@ def sample_resources(wildcards):
     return job_resources(GENERATORS[wildcards.generator], mem_mb=2000, runtime=60)
 
 
+# What relax and reference_energies jobs compute: how they run (threads, memory packing) is read
+# from the config by the job, so changing it reruns nothing.
+RELAX_SETTINGS = {
+    key: value for key, value in own_settings(config["relax"]).items() if key not in RELAX_EXECUTION_KEYS
+}
+
+
 def relax_memory_mb(section):
-    """Memory a relax job asks for unless its ``resources`` say: off a GPU (``auto`` may be), the
-    batched model calls take their ``memory_budget_mb`` from the job's own memory, on top of the
-    process (torch, the model, the structures)."""
-    if section["device"].startswith("cuda") or not section["batched"]:
+    """Memory a relax job asks for unless its ``resources`` say: without a GPU, the batched model
+    calls take their ``memory_budget_mb`` from the job's own memory, on top of the process (torch,
+    the model, the structures)."""
+    on_gpu = section["device"].startswith("cuda") or section.get("resources", {}).get("gpus", 0) > 0
+    if on_gpu or not section["batched"] or section["backend"] == "none":
         return 3000
     return int(section["memory_budget_mb"]) + 1500
 

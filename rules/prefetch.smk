@@ -10,7 +10,7 @@ rule prefetch_generator:
     output:
         f"{RESULTS}/prefetch/{{generator}}.json",
     params:
-        generator=lambda wildcards: GENERATORS[wildcards.generator],
+        generator=sample_settings,
     log:
         f"{RESULTS}/logs/prefetch/{{generator}}.log",
     conda:

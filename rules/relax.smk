@@ -5,7 +5,7 @@ rule relax:
         structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
         sidecar=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.json",
     params:
-        relax=own_settings(config["relax"]),
+        relax=RELAX_SETTINGS,
     log:
         f"{RESULTS}/logs/relax/{{generator}}/{{batch}}.log",
     benchmark:

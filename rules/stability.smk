@@ -9,7 +9,7 @@ rule reference_energies:
         structures=f"{RESULTS}/reference/energies.jsonl.gz",
         sidecar=f"{RESULTS}/reference/energies.json",
     params:
-        relax=own_settings(config["relax"]),
+        relax=RELAX_SETTINGS,
     log:
         f"{RESULTS}/logs/reference_energies.log",
     benchmark:

@@ -218,6 +218,9 @@ def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, sectio
             {"device": "auto", "resources": {"gpus": 1, "mem_mb": 8000}},
             {"threads": "1", "gpu": "1", "mem_mb": "8000"},
         ),
+        # a GPU asked for through resources: the budget is the GPU's memory, not the job's
+        ({"device": "auto", "resources": {"gpus": 1}}, {"threads": "1", "gpu": "1", "mem_mb": "3000"}),
+        ({"backend": "none"}, {"threads": "1", "gpu": "0", "mem_mb": "3000"}),
     ],
 )
 def test_relax_jobs_ask_for_their_threads_gpu_and_memory(tmp_path, relax_settings, expected):

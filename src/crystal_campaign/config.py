@@ -16,6 +16,9 @@ from pymatgen.core import Composition, Element
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 RESERVED_GENERATOR_NAMES = {"all"}
+# How a relax job runs, never what it computes: the rules keep these out of params (so changing
+# them reruns nothing) and the job reads them from the config (``relax.job_settings``).
+RELAX_EXECUTION_KEYS = ("threads", "memory_budget_mb", "memory_per_atom_mb")
 
 
 class ConfigError(ValueError):

@@ -41,6 +41,10 @@ class JobError(RuntimeError):
     """A job failure the user can fix: its message is one line saying what to do (shown without traceback)."""
 
 
+class BatchError(RuntimeError):
+    """The batch's own draw failed and would fail alike on a retry (same seed): recorded at once."""
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 

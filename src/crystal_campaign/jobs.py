@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pymatgen.core import Structure
 
 from crystal_campaign import testhooks
-from crystal_campaign.io import JobError
+from crystal_campaign.io import BatchError, JobError
 from crystal_campaign.relax.base import RelaxResult
 
 FAILED = "batch failed"
@@ -25,7 +25,8 @@ def run_or_record_failure(
     """Run ``work``; on the last of ``attempts`` attempts an error becomes ``record(reason)`` instead.
 
     A ``JobError`` (no model, no environment: the user must act) always stops the job with its one
-    line, since it would fail every batch alike and hide a set-up problem in the tables.
+    line, since it would fail every batch alike and hide a set-up problem in the tables. A
+    ``BatchError`` is recorded at once: a retry would draw the same batch and fail the same way.
     """
     try:
         testhooks.fail_if_requested(log)
@@ -33,9 +34,10 @@ def run_or_record_failure(
     except JobError:
         raise
     except Exception as error:
-        if attempt < attempts:
+        if attempt < attempts and not isinstance(error, BatchError):
             raise
-        reason = f"{FAILED} after {attempt} attempts: {type(error).__name__}: {error} (log: {log})"
+        attempts_made = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+        reason = f"{FAILED} after {attempts_made}: {type(error).__name__}: {error} (log: {log})"
         logging.exception("recording the batch as failed: %s", reason)
         record(reason)
 

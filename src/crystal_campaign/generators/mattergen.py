@@ -46,8 +46,8 @@ PRETRAINED_CONDITIONING = {
 # MatterGen's published sampler: 1000 predictor steps, each followed by one Langevin corrector step.
 PUBLISHED_STEPS = 1000
 PUBLISHED_CORRECTOR_STEPS = 1
-# The runner reports an error the user can fix with this exit status and one line in the error file,
-# and a crash of MatterGen's sampler on the batch with the other.
+# Exit statuses of the runner, each with one line in its error file: an error the user can fix, and
+# MatterGen's sampler failing on the batch's own draw.
 USER_ERROR_EXIT = 3
 SAMPLER_ERROR_EXIT = 4
 
@@ -56,8 +56,8 @@ class MatterGenError(io.JobError):
     """A MatterGen job problem with one line saying what to do."""
 
 
-class MatterGenSamplerError(RuntimeError):
-    """MatterGen's sampler crashed on this batch: retried, then recorded as failure rows (``jobs``)."""
+class MatterGenSamplerError(io.BatchError):
+    """MatterGen's sampler failed on this batch's draw: the batch becomes failure rows (``jobs``)."""
 
 
 def sampler_description(settings: dict) -> dict:
@@ -116,22 +116,24 @@ def visible_gpu(name: str, index: int) -> str:
     return gpus[index]
 
 
-def job_environment(settings: dict, job_dir: Path, offline: bool) -> dict[str, str]:
-    """Environment of the runner: its own TMPDIR, only the configured GPU visible, threads capped."""
+def job_environment(settings: dict, job_dir: Path, mode: str) -> dict[str, str]:
+    """Environment of the runner: its own TMPDIR, threads capped; sampling sees only the configured
+    GPU and reads the Hugging Face cache offline (prefetch downloads, on a node without GPUs)."""
     env = dict(os.environ)
     env["TMPDIR"] = str(job_dir)
     env.setdefault("OMP_NUM_THREADS", "1")
     # MatterGen checkpoints pickle OmegaConf objects, which torch>=2.6 refuses to load by default.
     env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    if mode != "sample":
+        return env
     # MatterGen picks CUDA whenever it is visible: the device setting decides what it sees.
     device = settings["device"]
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     elif device.startswith("cuda:"):
         env["CUDA_VISIBLE_DEVICES"] = visible_gpu(settings["name"], int(device.removeprefix("cuda:")))
-    if offline:
-        # Sampling jobs read the cache that prefetch filled (compute nodes often have no internet).
-        env.setdefault("HF_HUB_OFFLINE", "1")
+    # Compute nodes often have no internet: sampling reads the cache that prefetch filled.
+    env.setdefault("HF_HUB_OFFLINE", "1")
     return env
 
 
@@ -155,7 +157,7 @@ def run_runner(settings: dict, mode: str, spec: dict, log_name: str) -> dict:
         command = [python, str(RUNNER), mode, str(spec_path), str(result_path), str(error_path)]
         completed = subprocess.run(
             command,
-            env=job_environment(settings, job_dir, offline=mode == "sample"),
+            env=job_environment(settings, job_dir, mode),
             stdout=output_stream(),
             stderr=subprocess.STDOUT,
             cwd=job_dir,

@@ -8,8 +8,8 @@ putting the repo's ``src`` (from the spec) on ``sys.path``. ``sample`` loads the
 draws one batch with MatterGen's own sampler objects, screens each raw structure (junk becomes
 a failure row with a reason) and writes the batch files; ``prefetch`` downloads a pretrained
 checkpoint into the Hugging Face cache through MatterGen's ``from_hf_hub``. A problem the
-user can fix is written as one line to ERROR_TXT with exit status 3; a crash of MatterGen's sampler
-on the batch (exit status 4) is a failed batch, which the job retries and then records.
+user can fix is written as one line to ERROR_TXT with exit status 3; MatterGen's sampler failing on
+the batch's own draw (exit status 4) is a failed batch, which the job records as failure rows.
 
 Files the PyPI wheel of MatterGen lacks are supplied in the job's directory, only when missing,
 so a full GitHub install runs unchanged: the sampling config (``sampling_conf/``) and the
@@ -45,7 +45,15 @@ class UserError(Exception):
 
 
 class SamplerError(Exception):
-    """MatterGen's sampler crashed on this batch (e.g. GemNet on an exploded cell): the batch failed."""
+    """MatterGen's sampler failed on this batch's draw (e.g. GemNet on an exploded cell): the batch failed."""
+
+
+def sampled_data_errors() -> tuple[type[BaseException], ...]:
+    """What the sampled data itself raises (an empty neighbour graph, NaNs, a batch too large for
+    the GPU); anything else, such as a broken CUDA or library install, stops the run instead."""
+    import torch
+
+    return (IndexError, ValueError, ArithmeticError, torch.OutOfMemoryError)
 
 
 def published_sampling_config() -> dict:
@@ -193,7 +201,7 @@ def draw_batch(generator, batch_size: int) -> list:
     for conditioning_data, mask in condition_loader:
         try:
             _, mean = sampler.sample(conditioning_data, mask)
-        except Exception as error:
+        except sampled_data_errors() as error:
             raise SamplerError(f"MatterGen's sampler failed: {type(error).__name__}: {error}") from error
         graphs.extend(mean.to_data_list())
     return graphs

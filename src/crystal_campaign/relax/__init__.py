@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crystal_campaign.config import section_defaults
+from crystal_campaign.config import RELAX_EXECUTION_KEYS, section_defaults
 from crystal_campaign.relax.base import (
     NoRelaxer,
     Relaxer,
@@ -14,14 +14,10 @@ from crystal_campaign.relax.base import (
     run_relax_job,
 )
 
-# How a relax job runs, never what it computes: kept out of the rules' params (rules/common.smk),
-# so changing them reruns nothing; the job reads them from the config.
-EXECUTION_KEYS = ("threads", "memory_budget_mb", "memory_per_atom_mb")
-
 
 def job_settings(own_settings: dict, section: dict, threads: int) -> dict:
     """A relax job's settings: its params, the execution keys of its config section, its threads."""
-    return {**own_settings, **{key: section[key] for key in EXECUTION_KEYS}, "threads": threads}
+    return {**own_settings, **{key: section[key] for key in RELAX_EXECUTION_KEYS}, "threads": threads}
 
 
 def get_relaxer(settings: dict) -> Relaxer:
@@ -49,7 +45,6 @@ def prefetch(settings: dict) -> list[str]:
 
 
 __all__ = [
-    "EXECUTION_KEYS",
     "NoRelaxer",
     "RelaxResult",
     "Relaxer",
