@@ -53,19 +53,21 @@ def own_settings(section):
     return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
 
 
-def job_resources(section, mem_mb, runtime):
-    """SLURM resources of a sampling or relax job: ``section["resources"]`` over the defaults.
-
-    A job asks for one GPU when its ``device`` is ``cuda`` or ``cuda:N``; ``auto`` and ``cpu`` ask
-    for none (``auto`` still uses a GPU it finds). ``resources: {gpus: N}`` asks for N whatever the
-    device, e.g. to give ``auto`` a GPU on a cluster.
-    """
-    requested = section.get("resources", {})
+def requested_gpus(section):
+    """GPUs a sampling or relax job asks for: one when its ``device`` is ``cuda`` or ``cuda:N``;
+    none for ``auto`` and ``cpu`` (``auto`` still uses a GPU it finds); ``resources: {gpus: N}``
+    asks for N whatever the device, e.g. to give ``auto`` a GPU on a cluster."""
     on_cuda = str(section.get("device", "cpu")).startswith("cuda")
+    return section.get("resources", {}).get("gpus", 1 if on_cuda else 0)
+
+
+def job_resources(section, mem_mb, runtime):
+    """SLURM resources of a sampling or relax job: ``section["resources"]`` over the defaults."""
+    requested = section.get("resources", {})
     return {
         "mem_mb": requested.get("mem_mb", mem_mb),
         "runtime": requested.get("runtime", runtime),
-        "gpu": requested.get("gpus", 1 if on_cuda else 0),
+        "gpu": requested_gpus(section),
     }
 
 
@@ -84,8 +86,7 @@ def relax_memory_mb(section):
     """Memory a relax job asks for unless its ``resources`` say: without a GPU, the batched model
     calls take their ``memory_budget_mb`` from the job's own memory, on top of the process (torch,
     the model, the structures)."""
-    on_gpu = section["device"].startswith("cuda") or section.get("resources", {}).get("gpus", 0) > 0
-    if on_gpu or not section["batched"] or section["backend"] == "none":
+    if requested_gpus(section) or not section["batched"] or section["backend"] == "none":
         return 3000
     return int(section["memory_budget_mb"]) + 1500
 
