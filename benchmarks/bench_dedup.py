@@ -32,8 +32,9 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
+from crystal_campaign.dedup import group_indices
 from crystal_campaign.generators.random_search import BACKEND
-from crystal_campaign.matching import build_matcher, group_indices
+from crystal_campaign.matching import build_matcher
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 INPUT_VERSION = 2  # bump when the input recipe changes, so stale caches are not reused

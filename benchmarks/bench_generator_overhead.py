@@ -2,7 +2,7 @@
 
 Run on demand, never part of the test suite (from the repository root)::
 
-    PYTHONPATH=src python benchmarks/bench_generator_overhead.py [--backends chemeleon]
+    PYTHONPATH=src:tests python benchmarks/bench_generator_overhead.py [--backends chemeleon]
         [--batch-size 16] [--repeats 5] [--hidden-dim 32 --num-layers 2 --steps 5] [--device cpu]
 
 For each backend, one batch is made twice per repeat, each time in a fresh process and with the
@@ -54,7 +54,7 @@ def generator_settings(generator: dict) -> dict:
 
 
 def chemeleon_case(workdir: Path, args: argparse.Namespace) -> Case:
-    from crystal_campaign.generators.chemeleon import write_random_checkpoint
+    from chemeleon_model import write_random_checkpoint  # tests/: run with PYTHONPATH=tests
 
     checkpoint = write_random_checkpoint(
         workdir / "chemeleon_dng.ckpt",

@@ -45,8 +45,9 @@ from bench_dedup import CountedFits, in_fresh_process, peak_rss_mib, random_rota
 from pymatgen.core import Lattice, Structure
 
 from crystal_campaign import io
-from crystal_campaign.matching import MatchCounter, build_matcher, group_reduced, reduce_structure
-from crystal_campaign.reference import ReferenceIndex, cached_reduced_reference, load_reduced
+from crystal_campaign.dedup import group_reduced
+from crystal_campaign.matching import MatchCounter, build_matcher, reduce_structure
+from crystal_campaign.novelty import ReferenceIndex, cached_reduced_reference, load_reduced
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache"

@@ -1,5 +1,6 @@
-from crystal_campaign.config import RELAX_EXECUTION_KEYS
-from crystal_campaign.generators import importer
+from pathlib import Path
+
+from crystal_campaign import generators, relax
 
 RESULTS = f"results/{config['campaign']}"
 GENERATORS = {generator["name"]: generator for generator in config["generators"]}
@@ -10,37 +11,13 @@ wildcard_constraints:
     batch=r"\d\d\d\d+",
 
 
-def n_batches(generator):
-    if generator["backend"] == "import":
-        return importer.n_batches(generator)
-    return generator["n_batches"]
-
-
 def campaign_files(stage, suffix):
     """One file per batch, in campaign order: config order, then batch index."""
     return [
         f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}"
         for name, generator in GENERATORS.items()
-        for batch in range(n_batches(generator))
+        for batch in range(generators.n_batches(generator))
     ]
-
-
-def sample_settings(wildcards):
-    """The generator's own settings, minus n_batches: adding batches never reruns existing ones."""
-    return own_settings(GENERATORS[wildcards.generator])
-
-
-def imported_files(wildcards):
-    generator = GENERATORS[wildcards.generator]
-    if generator["backend"] != "import":
-        return []
-    return importer.batch_files(generator, int(wildcards.batch))
-
-
-def sample_conda_env(wildcards):
-    """`--sdm conda`: MatterGen's sample jobs run in its own environment (see envs/mattergen.yaml)."""
-    name = "mattergen" if GENERATORS[wildcards.generator]["backend"] == "mattergen" else "campaign"
-    return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")
 
 
 # Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
@@ -51,6 +28,21 @@ SCHEDULING_KEYS = ("resources", "n_batches", "shards")
 def own_settings(section):
     """A config section minus its scheduling keys: what a job's params may hold."""
     return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
+
+
+def sample_settings(wildcards):
+    """The generator's own settings, minus n_batches: adding batches never reruns existing ones."""
+    return own_settings(GENERATORS[wildcards.generator])
+
+
+def imported_files(wildcards):
+    return generators.input_files(GENERATORS[wildcards.generator], int(wildcards.batch))
+
+
+def sample_conda_env(wildcards):
+    """`--sdm conda`: each backend's sample jobs run in its own environment (e.g. envs/mattergen.yaml)."""
+    name = generators.backend(GENERATORS[wildcards.generator]["backend"]).conda_env
+    return str(Path(workflow.basedir).parent / "envs" / f"{name}.yaml")
 
 
 def requested_gpus(section):
@@ -75,10 +67,15 @@ def sample_resources(wildcards):
     return job_resources(GENERATORS[wildcards.generator], mem_mb=2000, runtime=60)
 
 
-# What relax and reference_energies jobs compute: how they run (threads, memory packing) is read
-# from the config by the job, so changing it reruns nothing.
+# A job's attempts (jobs.retries + 1) reach it as a resource: the retry count is not a setting of
+# what it computes, so changing it reruns nothing.
+ATTEMPTS = config["jobs"]["retries"] + 1
+
+
+# What relax and reference_energies jobs compute: how they run (threads, memory packing) reaches
+# the job as its threads and resources (relax.execution_resources), so changing it reruns nothing.
 RELAX_SETTINGS = {
-    key: value for key, value in own_settings(config["relax"]).items() if key not in RELAX_EXECUTION_KEYS
+    key: value for key, value in own_settings(config["relax"]).items() if key not in relax.EXECUTION_KEYS
 }
 
 
@@ -91,7 +88,12 @@ def relax_memory_mb(section):
     return int(section["memory_budget_mb"]) + 1500
 
 
-RELAX_RESOURCES = job_resources(config["relax"], mem_mb=relax_memory_mb(config["relax"]), runtime=240)
+RELAX_RESOURCES = {
+    **job_resources(config["relax"], mem_mb=relax_memory_mb(config["relax"]), runtime=240),
+    **relax.execution_resources(config["relax"]),
+}
+# The matcher alone: the dedup shard count must not rerun novelty.
+MATCHER_SETTINGS = own_settings(config["matching"])
 
 
 # Cheap rules run where Snakemake runs (the login node), not as SLURM jobs.

@@ -1,4 +1,4 @@
-from crystal_campaign.matching import dedup_shards
+from crystal_campaign.dedup import dedup_shards
 
 # Fixed hash shards: a structure's shard is the hash of its chemical system, which never splits a
 # match bucket, so shards are exact and known when the DAG is built (no checkpoint re-evaluation).

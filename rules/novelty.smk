@@ -17,10 +17,6 @@ rule reference:
         "../scripts/reference.py"
 
 
-# The matcher alone: the dedup shard count must not rerun novelty.
-MATCHER_SETTINGS = own_settings(config["matching"])
-
-
 # Every reference structure reduced once per snapshot and matcher (the expensive part of
 # matching); the pickle records both, and novelty jobs refuse one made for anything else.
 rule reference_reduced:

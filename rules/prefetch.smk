@@ -25,7 +25,10 @@ rule prefetch:
     output:
         f"{RESULTS}/prefetch.json",
     params:
-        config=config,
+        relax=config["relax"],
+        reference=config["reference"],
+        generators=config["generators"],
+        results=lambda wildcards, output: str(Path(output[0]).parent),  # results/{campaign}
     log:
         f"{RESULTS}/logs/prefetch.log",
     conda:

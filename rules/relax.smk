@@ -15,6 +15,7 @@ rule relax:
     resources:
         **RELAX_RESOURCES,
         attempt=lambda wildcards, attempt: attempt,
+        attempts=ATTEMPTS,
     conda:
         "../envs/campaign.yaml"
     script:

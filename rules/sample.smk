@@ -18,6 +18,7 @@ rule sample:
         runtime=lambda wildcards: sample_resources(wildcards)["runtime"],
         gpu=lambda wildcards: sample_resources(wildcards)["gpu"],
         attempt=lambda wildcards, attempt: attempt,
+        attempts=ATTEMPTS,
     conda:
         sample_conda_env
     script:

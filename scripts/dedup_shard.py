@@ -1,9 +1,9 @@
 """Snakemake entry point: match classes of one dedup shard (the chemical systems hashing to it)."""
 
-from crystal_campaign import io, matching
+from crystal_campaign import dedup, io
 
 with io.log_to(snakemake.log[0]):
-    matching.run_dedup_shard_job(
+    dedup.run_dedup_shard_job(
         list(snakemake.input),
         snakemake.output[0],
         snakemake.params.matching,

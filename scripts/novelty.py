@@ -1,9 +1,9 @@
 """Snakemake entry point: novelty of one batch against the reference snapshot."""
 
-from crystal_campaign import io, reference
+from crystal_campaign import io, novelty
 
 with io.log_to(snakemake.log[0]):
-    reference.run_novelty_job(
+    novelty.run_novelty_job(
         snakemake.input.structures,
         snakemake.input.reference,
         snakemake.output[0],

@@ -4,4 +4,11 @@ from crystal_campaign import io
 from crystal_campaign.prefetch import run_prefetch_job
 
 with io.log_to(snakemake.log[0]):
-    run_prefetch_job(snakemake.params.config, list(snakemake.input), snakemake.output[0])
+    run_prefetch_job(
+        snakemake.params.relax,
+        snakemake.params.reference,
+        snakemake.params.generators,
+        snakemake.params.results,
+        list(snakemake.input),
+        snakemake.output[0],
+    )

@@ -5,6 +5,6 @@ from crystal_campaign import io, relax, stability
 with io.log_to(snakemake.log[0]):
     stability.relax_reference(
         snakemake.input[0],
-        relax.job_settings(snakemake.params.relax, snakemake.config["relax"], snakemake.threads),
+        relax.job_settings(snakemake.params.relax, snakemake.resources, snakemake.threads),
         snakemake.output.structures,
     )

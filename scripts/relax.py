@@ -2,13 +2,13 @@
 
 from crystal_campaign import io, jobs, relax
 
-settings = relax.job_settings(snakemake.params.relax, snakemake.config["relax"], snakemake.threads)
+settings = relax.job_settings(snakemake.params.relax, snakemake.resources, snakemake.threads)
 sample_path, output_path = snakemake.input[0], snakemake.output.structures
 with io.log_to(snakemake.log[0]):
     jobs.run_or_record_failure(
         lambda: relax.run_relax_job(relax.get_relaxer(settings), sample_path, output_path),
-        lambda reason: relax.run_relax_job(jobs.FailedRelaxer(settings, reason), sample_path, output_path),
+        lambda reason: jobs.write_failed_relax_batch(settings, reason, sample_path, output_path),
         snakemake.resources.attempt,
-        snakemake.config["jobs"]["retries"] + 1,
+        snakemake.resources.attempts,
         snakemake.log[0],
     )

@@ -21,6 +21,6 @@ with io.log_to(snakemake.log[0]):
             len(snakemake.input) or settings["batch_size"],
         ),
         snakemake.resources.attempt,
-        snakemake.config["jobs"]["retries"] + 1,
+        snakemake.resources.attempts,
         snakemake.log[0],
     )

@@ -56,7 +56,8 @@ TARGET_FORMULAS = pd.DataFrame(
 
 
 def test_adherence_fractions_per_generator_and_overall():
-    table = metrics.add_conditioning_flags(structures_rows(ROWS), GENERATORS, TARGET_FORMULAS)
+    rows = structures_rows(ROWS).merge(TARGET_FORMULAS, on="id", how="left")  # carried from sampling
+    table = metrics.add_conditioning_flags(rows, GENERATORS)
     assert table.set_index("id").loc["g1", "space_group_number"] == 221
     summary = metrics.summary_table(
         table.assign(
@@ -86,6 +87,6 @@ def test_adherence_fractions_per_generator_and_overall():
 
 def test_unconditioned_campaign_has_nan_adherence_and_null_flags():
     rows = [row for row in ROWS if row[1] == "rss"]
-    table = metrics.add_conditioning_flags(structures_rows(rows), GENERATORS, TARGET_FORMULAS.iloc[:0])
+    table = metrics.add_conditioning_flags(structures_rows(rows), GENERATORS)
     assert table[["in_target_chemsys", "space_group_hit", "composition_match"]].isna().all().all()
     assert all(math.isnan(v) for v in metrics.adherence_fractions(table).values())

@@ -19,6 +19,7 @@ from chemeleon_dng import download_util
 from chemeleon_dng.schema import CrystalBatch
 from pymatgen.core import Composition
 
+from chemeleon_model import write_random_checkpoint
 from conftest import Campaign, batch_jobs
 from crystal_campaign import cli, generators, io, metrics
 from crystal_campaign.config import ConfigError, validate_config
@@ -30,7 +31,7 @@ CSP_FILE = "chemeleon_csp_alex_mp_20_v0.0.2.ckpt"
 
 def tiny_checkpoint(path: Path, task: str) -> Path:
     """5 steps and a linear noise schedule: only so that random weights give some usable cells."""
-    return chemeleon.write_random_checkpoint(
+    return write_random_checkpoint(
         path, task, hidden_dim=32, num_layers=2, num_timesteps=5, beta_schedule="linear", seed=0
     )
 

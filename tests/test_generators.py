@@ -114,10 +114,10 @@ def test_import_reads_every_format_and_keeps_bad_files_as_failure_rows(import_di
 
 def test_import_batches_split_files_in_sorted_order(import_dir):
     settings = {"name": "imp", "backend": "import", "paths": [str(import_dir / "*")], "batch_size": 3}
-    assert importer.n_batches(settings) == 3
-    assert [f.rsplit("/", 1)[-1] for f in importer.batch_files(settings, 0)] == [
+    assert importer.BACKEND.n_batches(settings) == 3
+    assert [f.rsplit("/", 1)[-1] for f in importer.BACKEND.input_files(settings, 0)] == [
         "POSCAR",
         "a_nacl.cif",
         "b_frames.extxyz",
     ]
-    assert len(importer.batch_files(settings, 2)) == 2
+    assert len(importer.BACKEND.input_files(settings, 2)) == 2

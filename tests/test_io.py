@@ -60,3 +60,40 @@ def test_written_files_follow_the_umask_not_mkstemps_private_mode(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644
+
+
+def test_batch_contract_one_shape_from_sampling_through_relaxation(tmp_path, nacl):
+    """Sample and relax sidecars have every key of their typed shape; extras survive relaxation."""
+    from crystal_campaign import batch_files
+    from crystal_campaign.generators.base import BatchOutput, Sample, write_sample_batch
+    from crystal_campaign.relax import NoRelaxer, run_relax_job
+
+    settings = {"name": "csp", "backend": "chemeleon", "batch_size": 2}
+    samples = [
+        Sample(nacl, extras={"target_formula": "NaCl"}),
+        Sample(None, "junk", extras={"target_formula": "KCl"}),
+    ]
+    sample_path = tmp_path / "samples" / "0003.jsonl.gz"
+    write_sample_batch(str(sample_path), "c", settings, 3, BatchOutput(samples, {"model": "m"}), 1.0, {})
+    sidecar = io.read_sidecar(sample_path)
+    assert set(sidecar) == set(batch_files.SampleSidecar.__annotations__)
+    assert (sidecar["generator"], sidecar["batch"], sidecar["n_generated"], sidecar["failed"]) == (
+        "csp",
+        3,
+        1,
+        None,
+    )
+
+    relaxed_path = tmp_path / "relaxed" / "0003.jsonl.gz"
+    run_relax_job(NoRelaxer(), str(sample_path), str(relaxed_path))
+    relaxed = io.read_sidecar(relaxed_path)
+    assert set(relaxed) == set(batch_files.RelaxSidecar.__annotations__)
+    assert (relaxed["generator"], relaxed["batch"], relaxed["status_counts"]) == (
+        "csp",
+        3,
+        {"no_structure": 1, "not_relaxed": 1},
+    )
+    records = io.read_records(relaxed_path)
+    assert [r["target_formula"] for r in records] == ["NaCl", "KCl"]
+    assert all(set(batch_files.RelaxedRecord.__annotations__) <= set(r) for r in records)
+    assert records[0]["structure"] == nacl and records[1]["reason"] == "junk"

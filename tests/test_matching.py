@@ -11,21 +11,16 @@ from pymatgen.core.operations import SymmOp
 
 from conftest import rock_salt
 from crystal_campaign import io
+from crystal_campaign.dedup import dedup_table, group_indices, run_dedup_merge_job, run_dedup_shard_job
 from crystal_campaign.matching import (
     AlloyMatcher,
     MatchCounter,
     build_matcher,
-    dedup_table,
-    group_indices,
-    lattice_may_map,
-    may_fit,
     reduce_structure,
-    run_dedup_merge_job,
-    run_dedup_shard_job,
     run_reduce_job,
-    successive_minima,
 )
-from crystal_campaign.reference import ReferenceIndex, cached_reduced_reference, load_reduced
+from crystal_campaign.novelty import ReferenceIndex, cached_reduced_reference, load_reduced
+from crystal_campaign.pruning import lattice_may_map, may_fit, successive_minima
 
 MATCHER = build_matcher()
 

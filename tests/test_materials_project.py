@@ -13,7 +13,8 @@ from mp_server import KEY, MATERIALS, FakeMaterialsProject, cscl_type_nacl
 from conftest import rock_salt
 from crystal_campaign import io, materials_project
 from crystal_campaign.config import validate_config
-from crystal_campaign.reference import build_reference, prefetch, run_novelty_job
+from crystal_campaign.novelty import run_novelty_job
+from crystal_campaign.reference import build_reference, prefetch
 from crystal_campaign.stability import run_stability_job
 
 

@@ -23,10 +23,11 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
+from chemeleon_model import write_random_checkpoint
 from conftest import REPO, Campaign
 from crystal_campaign import generators, io
 from crystal_campaign.config import validate_config
-from crystal_campaign.generators import chemeleon, mattergen
+from crystal_campaign.generators import mattergen
 
 pytestmark = pytest.mark.mattergen
 
@@ -244,7 +245,7 @@ def test_prefetch_downloads_from_hugging_face_then_sampling_runs_offline(hub, mo
 def test_campaign_with_every_generative_mode_and_the_baseline(models, tmp_path):
     # Chemeleon only so that random weights give some usable cells: 5 steps, a linear schedule.
     chemeleon_models = {
-        task: chemeleon.write_random_checkpoint(
+        task: write_random_checkpoint(
             tmp_path / f"{task}.ckpt",
             task,
             hidden_dim=32,

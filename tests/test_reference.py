@@ -10,7 +10,8 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from conftest import rock_salt
 from crystal_campaign import io
 from crystal_campaign.matching import MatchCounter, build_matcher
-from crystal_campaign.reference import ReferenceIndex, build_reference, load_source, run_novelty_job
+from crystal_campaign.novelty import ReferenceIndex, run_novelty_job
+from crystal_campaign.reference import build_reference, load_source
 
 
 @pytest.fixture(scope="module")

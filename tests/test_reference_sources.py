@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from conftest import REPO, rock_salt
-from crystal_campaign import io, materials_project
+from crystal_campaign import generators, io, materials_project, prefetch
 from crystal_campaign.config import ConfigError, validate_config
-from crystal_campaign.matching import build_matcher, dedup_table
+from crystal_campaign.dedup import dedup_table
+from crystal_campaign.matching import build_matcher
 from crystal_campaign.reference import build_reference, load_source
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -79,14 +80,12 @@ def test_mp_source_defaults_and_campaign_systems(monkeypatch, tmp_path):
     assert source["api_key_env"] == "MP_API_KEY" and source["database_version"] == "latest"
     assert source["fetch_missing"] is True and source["thermo_type"] == "GGA_GGA+U"
     # Random search targets plus the imported example files (rock salt, rattled MgO, (Mg,Ti)O).
-    systems = materials_project.campaign_systems(config, tmp_path / "no-results")
+    systems = prefetch.campaign_systems(config["generators"], tmp_path / "no-results")
     assert systems == {"Cl-Na", "Mg-O", "O-Ti", "Mg-O-Ti"}
     assert materials_project.subsystems("Mg-O-Ti") == ["Mg", "O", "Ti", "Mg-O", "Mg-Ti", "O-Ti", "Mg-O-Ti"]
     mattergen = {"backend": "mattergen", "properties_to_condition_on": {"chemical_system": "Li-Fe-O"}}
-    assert materials_project.generator_systems(mattergen) == {"Fe-Li-O"}
-    assert materials_project.generator_systems({"backend": "chemeleon", "formulas": ["LiFePO4"]}) == {
-        "Fe-Li-O-P"
-    }
+    assert generators.target_systems(mattergen) == {"Fe-Li-O"}
+    assert generators.target_systems({"backend": "chemeleon", "formulas": ["LiFePO4"]}) == {"Fe-Li-O-P"}
 
 
 def test_an_earlier_campaigns_unique_structures_are_a_reference(tmp_path):

@@ -1,8 +1,23 @@
-"""Writing the batch format with the standard library only.
+"""The batch contract: the record and sidecar shapes of every batch, with their one writer and reader.
 
-Backends that run in their own environment (MatterGen) write batch files from there; this
-module needs nothing beyond Python itself, so their runners import it by putting the repo's
-``src`` on ``sys.path``. ``crystal_campaign.io`` re-exports these functions for the main rules.
+A batch is ``{stem}.jsonl.gz`` (one record per requested structure, in batch order) plus a
+``{stem}.json`` sidecar written last, so the sidecar's presence means the batch is whole. Every
+file goes to a temporary name beside its final one and is renamed into place, so a killed job
+never leaves a truncated file. The same records always give the same bytes (no name or time in
+the gzip header).
+
+Records (``Record``): ``id``, ``index``, ``generator``, ``batch``, ``structure``
+(``pymatgen Structure.as_dict()``, so partial occupancies survive, or ``null``), ``reason``
+(``null``, or why there is no usable structure) and ``source``. A backend may add extra keys
+(``extras``, e.g. a CSP target formula); every later stage carries them along. A relaxed record
+(``RelaxedRecord``) adds the relaxation's result fields.
+
+Sidecars: ``SampleSidecar`` for ``samples/``, ``RelaxSidecar`` for ``relaxed/``; every key is
+always present. ``failed`` names why a job that kept failing was recorded as failure rows.
+
+Needs only the standard library: backends in their own environment (MatterGen's runner) import
+this module by putting the package's ``src`` on ``sys.path``; ``crystal_campaign.io`` adds the
+pymatgen reader for the main environment.
 """
 
 from __future__ import annotations
@@ -16,9 +31,136 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from crystal_campaign import testhooks
+
+
+class Record(TypedDict):
+    """One requested structure of a sample batch (plus any extras its backend adds)."""
+
+    id: str
+    index: int
+    generator: str
+    batch: int
+    structure: dict | None
+    reason: str | None
+    source: str | None
+
+
+class RelaxedRecord(Record):
+    """A record of a relaxed batch: the sample record's keys and extras, then the result."""
+
+    status: str  # converged, unconverged, failed, skipped, not_relaxed, no_structure
+    energy: float
+    energy_per_atom: float
+    n_steps: int
+    converged: bool
+    max_force: float
+    volume_ratio: float
+    rmsd: float
+
+
+CORE_KEYS = frozenset(Record.__annotations__)
+RESULT_KEYS = frozenset(RelaxedRecord.__annotations__) - CORE_KEYS
+
+
+class Sampler(TypedDict):
+    """A diffusion sampler's steps, and whether it is the model's published one."""
+
+    steps: int
+    corrector_steps: int
+    overrides: list[str]
+    published: bool
+    label: str
+
+
+class Counts(TypedDict):
+    n_requested: int
+    n_generated: int
+    n_failed: int
+
+
+class SampleSidecar(Counts):
+    campaign: str
+    generator: str
+    backend: str
+    batch: int
+    seed: int
+    settings: dict  # the generator's config section, defaults filled
+    # Backend-specific facts; model fields, where a model is used: model, checkpoint, checkpoint_sha256.
+    stats: dict
+    conditioning: dict  # properties the model was conditioned on ({} when unconditioned)
+    diffusion_guidance_factor: float | None
+    sampler: Sampler | None  # None for generators without a diffusion sampler
+    device: str | None
+    failed: str | None
+    wall_time_s: float
+    versions: dict[str, str]
+
+
+class RelaxSidecar(TypedDict):
+    generator: str
+    batch: int
+    relaxer: dict  # the relaxer's settings: backend, model, device, checkpoint and its SHA-256
+    n_structures: int
+    status_counts: dict[str, int]
+    failed: str | None
+    wall_time_s: float
+
+
+def structure_record(record_id: str, index: int, structure: Any, reason: str | None, **fields: Any) -> dict:
+    """One record; ``structure`` is a pymatgen Structure or ``None``. Batch records pass
+    ``generator``, ``batch``, ``source`` and any extras as ``fields`` (a reference snapshot's
+    records, which belong to no batch, only ``source``)."""
+    return {
+        "id": record_id,
+        "index": index,
+        "structure": structure.as_dict() if structure is not None else None,
+        "reason": reason,
+        **fields,
+    }
+
+
+def extras(one: dict) -> dict:
+    """The keys a backend added to a record, which every later stage carries along."""
+    return {key: value for key, value in one.items() if key not in CORE_KEYS | RESULT_KEYS}
+
+
+def sample_sidecar(
+    records: list[dict],
+    *,
+    campaign: str,
+    settings: dict,
+    batch: int,
+    seed: int,
+    stats: dict,
+    wall_time_s: float,
+    versions: dict[str, str],
+    conditioning: dict | None = None,
+    diffusion_guidance_factor: float | None = None,
+    sampler: Sampler | None = None,
+    device: str | None = None,
+    failed: str | None = None,
+) -> dict:
+    """A sample batch's sidecar, its counts taken from ``records``."""
+    return {
+        "campaign": campaign,
+        "generator": settings["name"],
+        "backend": settings["backend"],
+        "batch": batch,
+        "seed": seed,
+        "settings": settings,
+        "stats": stats,
+        "conditioning": conditioning or {},
+        "diffusion_guidance_factor": diffusion_guidance_factor,
+        "sampler": sampler,
+        "device": device,
+        "failed": failed,
+        "wall_time_s": round(wall_time_s, 3),
+        "versions": versions,
+        **counts(records),
+    }
 
 
 @contextlib.contextmanager
@@ -30,7 +172,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        testhooks.before_rename(path)
+        testhooks.reached(path)
         # mkstemp makes the file private (0600); results are shared with the group on clusters.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
@@ -50,27 +192,25 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def structure_record(record_id: str, index: int, structure: Any, reason: str | None, **extra: Any) -> dict:
-    """One record; ``structure`` is a pymatgen Structure or ``None``."""
-    return {
-        "id": record_id,
-        "index": index,
-        "structure": structure.as_dict() if structure is not None else None,
-        "reason": reason,
-        **extra,
-    }
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
 
 
 def write_records(path: str | Path, records: Iterable[dict]) -> None:
-    # No name or time in the gzip header: the same records always give the same bytes and SHA-256.
     with (
         atomic_path(path) as tmp,
         open(tmp, "wb") as file,
         gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as raw,
         io.TextIOWrapper(raw) as handle,
     ):
-        for record in records:
-            handle.write(json.dumps(record, default=str) + "\n")
+        for one in records:
+            handle.write(json.dumps(one, default=str) + "\n")
+
+
+def read_record_dicts(path: str | Path) -> list[dict]:
+    """Records of a batch file as written (``structure`` still a dict)."""
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -87,9 +227,17 @@ def sidecar_path(batch_path: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl.gz") + ".json")
 
 
-def write_batch_files(path: str | Path, records: list[dict], sidecar: dict) -> None:
-    """Records, then the sidecar with the counts: its presence means the batch is whole."""
+def counts(records: list[dict]) -> Counts:
+    n_generated = sum(one["structure"] is not None for one in records)
+    return {"n_requested": len(records), "n_generated": n_generated, "n_failed": len(records) - n_generated}
+
+
+def write_batch(path: str | Path, records: list[dict], sidecar: SampleSidecar | RelaxSidecar) -> None:
+    """The one writer of a batch: its records, then its sidecar."""
     write_records(path, records)
-    n_generated = sum(record["structure"] is not None for record in records)
-    counts = {"n_requested": len(records), "n_generated": n_generated, "n_failed": len(records) - n_generated}
-    write_json(sidecar_path(path), {**sidecar, **counts})
+    write_json(sidecar_path(path), sidecar)
+
+
+def read_sidecar(batch_path: str | Path) -> dict:
+    """The sidecar of a batch file (``SampleSidecar`` or ``RelaxSidecar``)."""
+    return read_json(sidecar_path(batch_path))

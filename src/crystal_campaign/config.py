@@ -1,24 +1,25 @@
-"""Campaign config: schema validation with defaults, and one clear line per problem."""
+"""Campaign config: schema validation with defaults, and one clear line per problem.
+
+The schema is the package's (``crystal_campaign.schema``) plus each generator backend's own keys;
+the checks the schema cannot express are asked of the generator and relaxer registries, so this
+module knows no backend.
+"""
 
 from __future__ import annotations
 
 import copy
-import glob
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
-from pymatgen.core import Composition, Element
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+from crystal_campaign import generators, relax
+from crystal_campaign.checks import element_problems
+from crystal_campaign.schema import base_schema
+
 RESERVED_GENERATOR_NAMES = {"all"}
-# How a relax job runs, never what it computes: the rules keep these out of params (so changing
-# them reruns nothing) and the job reads them from the config (``relax.job_settings``).
-RELAX_EXECUTION_KEYS = ("threads", "memory_budget_mb", "memory_per_atom_mb")
 
 
 class ConfigError(ValueError):
@@ -97,93 +98,29 @@ def _schema_problems(config: dict, schema: dict) -> list[str]:
     return list(dict.fromkeys(_describe(error) for error in errors))
 
 
-def matching_files(patterns: list[str]) -> list[str]:
-    """Files named by paths, directories or glob patterns, sorted, without duplicates."""
-    files: set[str] = set()
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            files.update(str(p) for p in path.iterdir() if p.is_file())
-        else:
-            files.update(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    return sorted(files)
+def generator_schema(common: dict, own: dict) -> dict:
+    """A generator entry's schema: the common keys, then the backend's own (which may override one)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "backend", *own["required"]],
+        "properties": {**common, **own["properties"]},
+    }
 
 
-def _element_problems(where: str, symbols: list[str]) -> list[str]:
-    return [
-        f"{where}: unknown element {symbol!r}; allowed: element symbols such as Na, Cl, Ti"
-        for symbol in symbols
-        if not Element.is_valid_symbol(symbol)
-    ]
-
-
-def _formula_problem(formula: str) -> str | None:
-    """Why a formula cannot be a CSP cell (whole numbers of atoms of known elements), or None."""
-    try:
-        composition = Composition(formula)
-    except Exception as error:  # pymatgen raises several kinds for unparseable formulas
-        return f"cannot parse ({error})"
-    if not all(isinstance(element, Element) for element in composition):
-        return "has unknown elements"
-    if composition.num_atoms == 0 or any(amount != int(amount) for amount in composition.values()):
-        return "needs whole numbers of atoms"
-    return None
-
-
-def _chemeleon_problems(where: str, generator: dict) -> list[str]:
-    problems = []
-    if generator["task"] == "csp" and not generator.get("formulas"):
-        problems.append(
-            f"{where}.formulas: needed for task csp; allowed: a list of formulas such as [NaCl, Ti2O4]"
-        )
-    if generator["task"] == "dng" and generator.get("formulas"):
-        problems.append(f"{where}.formulas: only used by task csp; allowed: remove it, or set task: csp")
-    for formula in generator.get("formulas", []):
-        problem = _formula_problem(formula)
-        if problem:
-            problems.append(f"{where}.formulas: {formula!r} {problem}; allowed: formulas such as NaCl, Ti2O4")
-    if generator.get("cache_dir") and not Path(generator["cache_dir"]).is_absolute():
-        problems.append(
-            f"{where}.cache_dir: {generator['cache_dir']!r} is relative; allowed: an absolute directory"
-        )
-    if generator.get("model_path") and generator.get("cache_dir"):
-        problems.append(f"{where}.cache_dir: not used with model_path; allowed: one of model_path, cache_dir")
-    if generator.get("model_path") and not Path(generator["model_path"]).is_file():
-        problems.append(
-            f"{where}.model_path: {generator['model_path']!r} is not a file; allowed: a Chemeleon "
-            "checkpoint, or leave it out for the released one (crystal-campaign prefetch)"
-        )
-    return problems
-
-
-def _generator_problems(index: int, generator: dict) -> list[str]:
-    where = f"generators[{index}]"
-    problems = []
-    if generator["backend"] == "random":
-        if not generator.get("chemical_systems") and not generator.get("compositions"):
-            problems.append(
-                f"{where}: needs chemical_systems or compositions; allowed: lists such as [Na-Cl]"
-            )
-        for system in generator.get("chemical_systems", []):
-            problems += _element_problems(f"{where}.chemical_systems", system.split("-"))
-        if generator["min_atoms"] > generator["max_atoms"]:
-            problems.append(
-                f"{where}.min_atoms: {generator['min_atoms']} is not allowed; "
-                f"allowed: <= max_atoms ({generator['max_atoms']})"
-            )
-    if generator["backend"] == "chemeleon":
-        problems += _chemeleon_problems(where, generator)
-    if generator["backend"] == "mattergen":
-        from crystal_campaign.generators import mattergen
-
-        problems += mattergen.config_problems(where, generator)
-    if generator["backend"] == "import":
-        for pattern in generator["paths"]:
-            if not matching_files([pattern]):
-                problems.append(
-                    f"{where}.paths: {pattern!r} matches no file; allowed: existing files, dirs or globs"
-                )
-    return problems
+def campaign_schema() -> dict:
+    """The shipped schema with each registered generator backend's keys and the backend names."""
+    schema = base_schema()
+    common = schema["$defs"].pop("generator_common")
+    items = schema["properties"]["generators"]["items"]
+    own_schemas = generators.settings_schemas()
+    items["properties"]["backend"] = {"enum": list(own_schemas)}
+    for name, own in own_schemas.items():
+        schema["$defs"][f"{name}_generator"] = generator_schema(common, own)
+        backend_is = {"properties": {"backend": {"const": name}}}
+        items["allOf"].append({"if": backend_is, "then": {"$ref": f"#/$defs/{name}_generator"}})
+    schema["properties"]["relax"]["properties"]["backend"]["enum"] = list(relax.BACKEND_MODULES)
+    return schema
 
 
 def _semantic_problems(config: dict) -> list[str]:
@@ -198,10 +135,10 @@ def _semantic_problems(config: dict) -> list[str]:
                 f"generators[{index}].name: duplicate generator name {name!r}; allowed: unique names"
             )
         seen.add(name)
-        problems += _generator_problems(index, generator)
+        problems += generators.config_problems(f"generators[{index}]", generator)
     for index, source in enumerate(config["reference"]["sources"]):
         problems += _reference_source_problems(index, source)
-    problems += _relax_problems(config["relax"])
+    problems += relax.config_problems(config["relax"])
     problems += _stability_problems(config)
     return problems
 
@@ -212,7 +149,7 @@ def _reference_source_problems(index: int, source: str | dict) -> list[str]:
         return []
     kind = source.get("source", "file")
     if kind == "mp":
-        return _element_problems(
+        return element_problems(
             f"{where}.chemical_systems",
             [e for system in source["chemical_systems"] for e in system.split("-")],
         )
@@ -248,43 +185,10 @@ def _stability_problems(config: dict) -> list[str]:
     return problems
 
 
-def section_defaults(section: str, schema_path: Path = SCHEMA_PATH) -> dict:
-    """The schema defaults of one top-level config section, e.g. ``relax``."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    properties = schema["properties"][section]["properties"]
-    return {key: copy.deepcopy(value["default"]) for key, value in properties.items() if "default" in value}
-
-
-def _relax_problems(relax: dict) -> list[str]:
-    """A model file must exist; a MACE model name must be one mace_mp knows (needs mace-torch)."""
-    if relax["model_path"] is not None:
-        if not Path(relax["model_path"]).is_file():
-            return [
-                f"relax.model_path: {relax['model_path']!r} does not exist; allowed: an existing model file"
-            ]
-        return []
-    if relax["backend"] != "mace" or relax["model"] is None:
-        return []
-    try:
-        from crystal_campaign.relax.mace import foundation_model_names
-
-        names = foundation_model_names()
-    except ImportError:
-        return [
-            "relax.backend: 'mace' needs mace-torch; allowed: install it (pip install -e '.[mace]') or chgnet"
-        ]
-    if relax["model"] not in names:
-        return [
-            f"relax.model: {relax['model']!r} is not a MACE foundation model; allowed: {', '.join(names)}"
-        ]
-    return []
-
-
-def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+def validate_config(config: dict) -> dict:
     """Return a validated copy of ``config`` with defaults filled; raise ConfigError otherwise."""
     config = copy.deepcopy(config)
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = _schema_problems(config, schema)
+    problems = _schema_problems(config, campaign_schema())
     if problems:
         raise ConfigError(problems)
     problems = _semantic_problems(config)
@@ -293,10 +197,10 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
-def validate_config_or_exit(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+def validate_config_or_exit(config: dict) -> dict:
     """Validate for the Snakefile: on problems print one line each and exit, with no traceback."""
     try:
-        return validate_config(config, schema_path)
+        return validate_config(config)
     except ConfigError as error:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)

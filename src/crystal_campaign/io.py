@@ -1,36 +1,35 @@
-"""File formats shared by every rule: batch files, JSON sidecars and settings-stamped tables.
+"""Files every rule shares: batch files read as pymatgen structures, settings-stamped tables,
+structure files from elsewhere (CIF, extxyz, POSCAR), job logs and the errors jobs report.
 
-A batch is ``{stem}.jsonl.gz`` (one record per requested structure, in batch order) plus a
-``{stem}.json`` sidecar. A record is a JSON object with at least ``id``, ``index``,
-``structure`` (``pymatgen Structure.as_dict()``, so partial occupancies survive, or ``null``)
-and ``reason`` (``null``, or why there is no usable structure). Any process that can write
-JSON can produce a batch, which is how backends in their own environments plug in.
-Every write goes to a temporary file in the same directory and is renamed into place, so a
-killed job never leaves a truncated file under the final name.
+The batch contract (record and sidecar shapes, the one writer) is ``crystal_campaign.batch_files``,
+re-exported here; every write goes to a temporary file and is renamed into place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
+import glob
 import json
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
-# The batch writers need only the standard library: runners in other environments use them too.
+# The batch contract needs only the standard library: runners in other environments use it too.
 from crystal_campaign.batch_files import atomic_path as atomic_path
 from crystal_campaign.batch_files import file_sha256 as file_sha256
+from crystal_campaign.batch_files import read_json as read_json
+from crystal_campaign.batch_files import read_record_dicts as read_record_dicts
+from crystal_campaign.batch_files import read_sidecar as read_sidecar
 from crystal_campaign.batch_files import sidecar_path as sidecar_path
 from crystal_campaign.batch_files import structure_record as structure_record
-from crystal_campaign.batch_files import write_batch_files as write_batch_files
+from crystal_campaign.batch_files import write_batch as write_batch
 from crystal_campaign.batch_files import write_json as write_json
 from crystal_campaign.batch_files import write_records as write_records
 
@@ -45,14 +44,9 @@ class BatchError(RuntimeError):
     """The batch's own draw failed and would fail alike on a retry (same seed): recorded at once."""
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
 def read_records(path: str | Path) -> list[dict]:
     """Records of a batch file, with ``structure`` turned back into a pymatgen Structure."""
-    with gzip.open(path, "rt") as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
+    records = read_record_dicts(path)
     for record in records:
         if record.get("structure") is not None:
             record["structure"] = Structure.from_dict(record["structure"])
@@ -74,6 +68,38 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
     arrow = pq.read_table(path)
     settings = json.loads((arrow.schema.metadata or {}).get(SETTINGS_KEY, b"{}"))
     return arrow.to_pandas(), settings
+
+
+EXTXYZ_SUFFIXES = {".extxyz", ".xyz"}
+
+
+def matching_files(patterns: list[str]) -> list[str]:
+    """Files named by paths, directories or glob patterns, sorted, without duplicates."""
+    files: set[str] = set()
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            files.update(str(p) for p in path.iterdir() if p.is_file())
+        else:
+            files.update(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    return sorted(files)
+
+
+def read_structures(path: str) -> list[Structure]:
+    """Every structure in a CIF, extxyz or pymatgen-readable file (POSCAR, ...); raises if unreadable."""
+    suffix = Path(path).suffix.lower()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if suffix == ".cif":
+            from pymatgen.io.cif import CifParser
+
+            return CifParser(path).parse_structures(primitive=False, on_error="raise")
+        if suffix in EXTXYZ_SUFFIXES:
+            from ase.io import read
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            return [AseAtomsAdaptor.get_structure(atoms) for atoms in read(path, index=":", format="extxyz")]
+        return [Structure.from_file(path)]
 
 
 # Scheduler facts every job log starts with, so a log proves where and how its job ran.

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pymatgen.core import Structure
 
 from crystal_campaign import testhooks
+from crystal_campaign.generators.base import BatchOutput, Sample, write_sample_batch
 from crystal_campaign.io import BatchError, JobError
-from crystal_campaign.relax.base import RelaxResult
+from crystal_campaign.relax.base import RelaxResult, run_relax_job
 
 FAILED = "batch failed"
 
@@ -29,7 +30,7 @@ def run_or_record_failure(
     ``BatchError`` is recorded at once: a retry would draw the same batch and fail the same way.
     """
     try:
-        testhooks.fail_if_requested(log)
+        testhooks.reached(log)
         work()
     except JobError:
         raise
@@ -46,7 +47,7 @@ class FailedRelaxer:
     """Stands in for a relaxer that kept failing: every structure it would relax is a failed row."""
 
     def __init__(self, settings: dict, reason: str) -> None:
-        self._settings = {**settings, "failed": reason}
+        self._settings = settings
         self.reason = reason
 
     def settings(self) -> dict:
@@ -56,12 +57,14 @@ class FailedRelaxer:
         return [RelaxResult("failed", reason=self.reason) for _ in structures]
 
 
+def write_failed_relax_batch(settings: dict, reason: str, sample_path: str, output_path: str) -> None:
+    """The batch's relaxations as failed rows, in the standard format, so every table counts them."""
+    run_relax_job(FailedRelaxer(settings, reason), sample_path, output_path, failed=reason)
+
+
 def write_failed_sample_batch(
     path: str, settings: dict, campaign: str, batch: int, n_requested: int, reason: str
 ) -> None:
     """The batch as ``n_requested`` failure rows, in the standard format, so every table counts them."""
-    from crystal_campaign.generators.base import BatchOutput, Sample, derive_seed, write_batch
-
     samples = [Sample(None, reason) for _ in range(n_requested)]
-    seed = derive_seed(campaign, settings["name"], batch)
-    write_batch(path, campaign, settings, batch, seed, BatchOutput(samples, {"failed": reason}), 0.0, {})
+    write_sample_batch(path, campaign, settings, batch, BatchOutput(samples), 0.0, {}, failed=reason)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from crystal_campaign import io
+from crystal_campaign import generators, io
 
 DEFINITIONS = {
     "n_requested": "structures asked of the generator (import: structures and unreadable files found)",
@@ -196,29 +195,6 @@ def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) ->
     return row
 
 
-def generator_conditions(settings: dict) -> dict:
-    """The targets a generator's settings condition it on (None where it is not)."""
-    properties = settings.get("properties_to_condition_on") or {}
-    space_group = properties.get("space_group")
-    return {
-        "target_chemsys": properties.get("chemical_system"),
-        "target_space_group": int(space_group) if space_group is not None else None,
-        "per_structure_formula": settings.get("task") == "csp",
-    }
-
-
-def record_target_formulas(sample_paths: Sequence[str]) -> pd.DataFrame:
-    """``id`` and ``target_formula`` of every record of these sample batches that has one."""
-    rows = []
-    for path in sample_paths:
-        with gzip.open(path, "rt") as handle:
-            for line in handle:
-                record = json.loads(line)
-                if record.get("target_formula"):
-                    rows.append({"id": record["id"], "target_formula": record["target_formula"]})
-    return pd.DataFrame(rows, columns=["id", "target_formula"])
-
-
 # Table cells without a value are None or NaN, hence the isinstance checks.
 def _same_elements(chemsys: str | None, target: str | None) -> bool | None:
     if not isinstance(target, str):
@@ -232,12 +208,17 @@ def _same_reduced_formula(formula: str | None, target: str | None) -> bool | Non
     return isinstance(formula, str) and Composition(target).reduced_formula == formula
 
 
-def add_conditioning_flags(
-    table: pd.DataFrame, settings_by_generator: dict[str, dict], target_formulas: pd.DataFrame
-) -> pd.DataFrame:
-    """Per structure: its generator's targets and whether it hits them (null where unconditioned)."""
-    conditions = {name: generator_conditions(s) for name, s in settings_by_generator.items()}
-    table = table.merge(target_formulas, on="id", how="left", validate="one_to_one")
+def add_conditioning_flags(table: pd.DataFrame, settings_by_generator: dict[str, dict]) -> pd.DataFrame:
+    """Per structure: its generator's targets and whether it hits them (null where unconditioned).
+
+    A CSP structure's target formula is its record's ``target_formula`` (carried from sampling).
+    """
+    conditions = {
+        name: generators.backend(s["backend"]).conditioning_targets(s)
+        for name, s in settings_by_generator.items()
+    }
+    if "target_formula" not in table:
+        table = table.assign(target_formula=None)
     table["target_chemsys"] = table["generator"].map(lambda g: conditions[g]["target_chemsys"])
     table["target_space_group"] = (
         table["generator"].map(lambda g: conditions[g]["target_space_group"]).astype("Int64")
@@ -324,8 +305,8 @@ def with_sampler_columns(table: pd.DataFrame, sidecars: Sequence[dict]) -> pd.Da
             {
                 "generator": sidecar["generator"],
                 "batch": sidecar["batch"],
-                "sampler": sidecar.get("sampler", {}).get("label", ""),
-                "nondefault_sampler": not sidecar.get("sampler", {}).get("published", True),
+                "sampler": sidecar["sampler"]["label"] if sidecar["sampler"] else "",
+                "nondefault_sampler": bool(sidecar["sampler"]) and not sidecar["sampler"]["published"],
             }
             for sidecar in sidecars
         ],
@@ -345,17 +326,20 @@ def summary_sampler_columns(summary: pd.DataFrame, table: pd.DataFrame) -> pd.Da
     )
 
 
-def failed_batches(sample_paths: Sequence[str], relaxed_paths: Sequence[str]) -> list[dict]:
-    """Batches whose sampling or relax job kept failing and was recorded as failure rows (jobs.py)."""
-    failed = []
-    for stage, paths in (("sample", sample_paths), ("relax", relaxed_paths)):
-        for path in paths:
-            sidecar = io.read_json(io.sidecar_path(path))
-            reason = sidecar["stats"].get("failed") if stage == "sample" else sidecar["relaxer"].get("failed")
-            if reason:
-                generator, batch = Path(path).parent.name, int(Path(path).name.split(".")[0])
-                failed.append({"generator": generator, "batch": batch, "stage": stage, "reason": reason})
-    return failed
+def failed_batches(samples: Sequence[dict], relaxed: Sequence[dict]) -> list[dict]:
+    """Batches whose sampling or relax job kept failing and was recorded as failure rows (jobs.py),
+    from the sample and relax sidecars."""
+    return [
+        {
+            "generator": sidecar["generator"],
+            "batch": sidecar["batch"],
+            "stage": stage,
+            "reason": sidecar["failed"],
+        }
+        for stage, sidecars in (("sample", samples), ("relax", relaxed))
+        for sidecar in sidecars
+        if sidecar["failed"]
+    ]
 
 
 def with_failed_batch_counts(summary: pd.DataFrame, failed: list[dict]) -> pd.DataFrame:
@@ -364,69 +348,99 @@ def with_failed_batch_counts(summary: pd.DataFrame, failed: list[dict]) -> pd.Da
     return summary.assign(n_batches_failed=per_generator.where(summary["generator"] != "all", len(failed)))
 
 
-def run_metrics_job(
-    sample_paths: Sequence[str],
-    relaxed_paths: Sequence[str],
-    validity_paths: Sequence[str],
-    novelty_paths: Sequence[str],
-    dedup_path: str,
-    outputs: dict,
-    settings: dict,
-    stability_paths: Sequence[str] = (),
-    generator_names: Sequence[str] = (),
-) -> None:
-    """``generator_names`` (config order) get a summary row even without batches (n_batches: 0)."""
-    validity = [io.read_table(p) for p in validity_paths]
-    novelty = [io.read_table(p) for p in novelty_paths]
-    stability = [io.read_table(p) for p in stability_paths]
-    dedup, dedup_settings = io.read_table(dedup_path)
+@dataclass
+class MetricsInputs:
+    """What the metrics job reads: the batches' sidecars and the per-batch tables with their settings."""
+
+    relaxed_paths: Sequence[str]
+    samples: list[dict]  # sample sidecars (batch_files.SampleSidecar)
+    relaxed: list[dict]  # relax sidecars (batch_files.RelaxSidecar)
+    validity: list[tuple[pd.DataFrame, dict]]
+    novelty: list[tuple[pd.DataFrame, dict]]
+    stability: list[tuple[pd.DataFrame, dict]]
+    dedup: tuple[pd.DataFrame, dict]
+
+    @classmethod
+    def read(cls, paths: dict[str, Sequence[str]]) -> MetricsInputs:
+        """``paths``: the metrics rule's inputs (samples, relaxed, validity, novelty, stability, dedup)."""
+        return cls(
+            relaxed_paths=list(paths["relaxed"]),
+            samples=[io.read_sidecar(p) for p in paths["samples"]],
+            relaxed=[io.read_sidecar(p) for p in paths["relaxed"]],
+            validity=[io.read_table(p) for p in paths["validity"]],
+            novelty=[io.read_table(p) for p in paths["novelty"]],
+            stability=[io.read_table(p) for p in paths["stability"]],
+            dedup=io.read_table(paths["dedup"]),
+        )
+
+    def thresholds(self) -> dict | None:
+        if not self.stability:
+            return None
+        used = self.stability[0][1]["stability"]
+        return {
+            "stability_threshold": used["threshold"],
+            "metastable_threshold": used["metastable_threshold"],
+        }
+
+
+def per_structure_table(inputs: MetricsInputs, settings: dict) -> pd.DataFrame:
+    """One row per requested structure: relaxation, validity, novelty, classes, conditioning, stability."""
     table = structures_table(
-        relaxed_paths,
-        concat_tables([t for t, _ in validity]),
-        concat_tables([t for t, _ in novelty]),
-        dedup,
+        inputs.relaxed_paths,
+        concat_tables([t for t, _ in inputs.validity]),
+        concat_tables([t for t, _ in inputs.novelty]),
+        inputs.dedup[0],
         settings["symprec"],
     )
-    samples = [io.read_json(io.sidecar_path(p)) for p in sample_paths]
-    table = add_conditioning_flags(
-        table,
-        {s["generator"]: s["settings"] for s in samples},
-        record_target_formulas(
-            [
-                path
-                for path, sidecar in zip(sample_paths, samples, strict=True)
-                if generator_conditions(sidecar["settings"])["per_structure_formula"]
-            ]
-        ),
-    )
+    table = add_conditioning_flags(table, {s["generator"]: s["settings"] for s in inputs.samples})
+    table = with_sampler_columns(table, inputs.samples)
+    if inputs.stability:
+        table = add_stability(table, pd.concat([t for t, _ in inputs.stability], ignore_index=True))
+    return table
+
+
+def unique_relaxers(inputs: MetricsInputs) -> list[dict]:
+    return list({json.dumps(r["relaxer"], sort_keys=True): r["relaxer"] for r in inputs.relaxed}.values())
+
+
+def campaign_summary(
+    table: pd.DataFrame, inputs: MetricsInputs, generator_names: Sequence[str]
+) -> tuple[pd.DataFrame, dict]:
+    """One row per generator (config order; ``generator_names`` get one even without batches) and
+    ``all``, and the stamp of settings every row carries (relaxer, matcher, reference, energy basis)."""
     requested = dict.fromkeys(generator_names, 0)
-    for sidecar in samples:
+    for sidecar in inputs.samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
-    table = with_sampler_columns(table, samples)
-    thresholds = None
-    if stability:
-        table = add_stability(table, pd.concat([t for t, _ in stability], ignore_index=True))
-        used_stability = stability[0][1]["stability"]
-        thresholds = {
-            "stability_threshold": used_stability["threshold"],
-            "metastable_threshold": used_stability["metastable_threshold"],
-        }
-    failed = failed_batches(sample_paths, relaxed_paths)
-    summary = summary_sampler_columns(summary_table(table, requested, thresholds), table)
-    summary = with_failed_batch_counts(summary, failed)
-    summary["model"] = summary["generator"].map(generator_models(samples)).fillna("")
-    relaxers = {
-        json.dumps(r, sort_keys=True): r
-        for r in (io.read_json(io.sidecar_path(p))["relaxer"] for p in relaxed_paths)
+    summary = summary_sampler_columns(summary_table(table, requested, inputs.thresholds()), table)
+    summary = with_failed_batch_counts(summary, failed_batches(inputs.samples, inputs.relaxed))
+    summary["model"] = summary["generator"].map(generator_models(inputs.samples)).fillna("")
+    dedup_settings = inputs.dedup[1]
+    reference = inputs.novelty[0][1]["reference"] if inputs.novelty else {}
+    stamp = {
+        "relaxer": "; ".join(
+            f"{r['backend']} {r.get('model', '')} {r.get('checkpoint_sha256', '')[:12]}".strip()
+            for r in unique_relaxers(inputs)
+        ),
+        "matcher": " ".join(f"{k}={v}" for k, v in dedup_settings["matcher"].items()),
+        "reference_sha256": reference.get("sha256", "")[:12],
+        **mp_stamp(reference),
     }
-    reference = novelty[0][1]["reference"] if novelty else {}
-    used = {
+    if inputs.stability:
+        stamp["energy_basis"] = inputs.stability[0][1]["stability"]["energy_basis"]
+    return summary.assign(**stamp), stamp
+
+
+def settings_used(inputs: MetricsInputs, settings: dict) -> dict:
+    """Every setting behind the tables: generators, seeds, relaxers, validity, matcher, reference,
+    stability, metrics, failed batches and the fit calls dedup and novelty made."""
+    samples, novelty, stability = inputs.samples, inputs.novelty, inputs.stability
+    return {
         "generators": {s["generator"]: {"backend": s["backend"], "settings": s["settings"]} for s in samples},
         "seeds": {f"{s['generator']}/{s['batch']}": s["seed"] for s in samples},
-        "relax": list(relaxers.values()),
-        "validity": validity[0][1]["validity"] if validity else {},
-        "matcher": dedup_settings["matcher"],
-        "reference": reference,
+        "relax": unique_relaxers(inputs),
+        "validity": inputs.validity[0][1]["validity"] if inputs.validity else {},
+        "matcher": inputs.dedup[1]["matcher"],
+        "reference": novelty[0][1]["reference"] if novelty else {},
         "stability": {k: v for k, v in stability[0][1].items() if k not in ("relaxer", "mp")}
         if stability
         else {},
@@ -437,24 +451,16 @@ def run_metrics_job(
             for chemsys, why in r["failed"].items()
         },
         "metrics": settings,
-        "failed_batches": failed,
+        "failed_batches": failed_batches(samples, inputs.relaxed),
         "fit_calls": {
-            "dedup": dedup_settings["fit_calls"],
+            "dedup": inputs.dedup[1]["fit_calls"],
             "novelty": sum(s["fit_calls"] for _, s in novelty),
         },
     }
-    stamp = {
-        "relaxer": "; ".join(
-            f"{r['backend']} {r.get('model', '')} {r.get('checkpoint_sha256', '')[:12]}".strip()
-            for r in relaxers.values()
-        ),
-        "matcher": " ".join(f"{k}={v}" for k, v in dedup_settings["matcher"].items()),
-        "reference_sha256": reference.get("sha256", "")[:12],
-        **mp_stamp(reference),
-    }
-    if stability:
-        stamp["energy_basis"] = used["stability"]["energy_basis"]
-    summary = summary.assign(**stamp)
+
+
+def write_metrics(outputs: dict, table: pd.DataFrame, summary: pd.DataFrame, stamp: dict, used: dict) -> None:
+    """The per-structure parquet, and the summary as CSV, Markdown and JSON (with the definitions)."""
     io.write_table(outputs["structures"], table, used)
     with io.atomic_path(outputs["csv"]) as tmp:
         summary.to_csv(tmp, index=False)
@@ -464,7 +470,10 @@ def run_metrics_job(
             + "\n"
             + "\n".join(f"- {key}: {value}" for key, value in stamp.items())
             + "\n"
-            + "".join(f"- failed batch {f['generator']}/{f['batch']:04d}: {f['reason']}\n" for f in failed)
+            + "".join(
+                f"- failed batch {f['generator']}/{f['batch']:04d}: {f['reason']}\n"
+                for f in used["failed_batches"]
+            )
         )
     io.write_json(
         outputs["json"],
@@ -474,3 +483,13 @@ def run_metrics_job(
             "summary": summary.to_dict(orient="records"),
         },
     )
+
+
+def run_metrics_job(
+    paths: dict[str, Sequence[str]], outputs: dict, settings: dict, generator_names: Sequence[str] = ()
+) -> None:
+    """``generator_names`` (config order) get a summary row even without batches (n_batches: 0)."""
+    inputs = MetricsInputs.read(paths)
+    table = per_structure_table(inputs, settings)
+    summary, stamp = campaign_summary(table, inputs, generator_names)
+    write_metrics(outputs, table, summary, stamp, settings_used(inputs, settings))

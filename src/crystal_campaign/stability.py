@@ -28,8 +28,6 @@ from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEn
 
 from crystal_campaign import io, materials_project, relax
 
-# Relaxer backend -> correction its energies need to sit on the MP2020 (GGA/GGA+U mixed) scale.
-AUTO_CORRECTION = {"chgnet": "none", "mace": "mp2020"}
 COLUMNS = [
     "id",
     "e_above_hull",
@@ -43,7 +41,7 @@ COLUMNS = [
 def resolve_correction(settings: dict, relaxer: dict) -> str:
     if settings["energy_correction"] != "auto":
         return settings["energy_correction"]
-    return AUTO_CORRECTION.get(relaxer.get("backend", ""), "mp2020")
+    return relax.backend(relaxer["backend"]).energy_correction
 
 
 def _hubbards(composition: Composition, u_settings: dict) -> dict[str, float]:

@@ -1,11 +1,11 @@
-"""Test-only hook of the kill/resume and failure tests; a no-op unless its environment variable is set.
+"""The one test seam: inert unless ``CRYSTAL_CAMPAIGN_TEST_HOOK_DIR`` is set (kill/resume and failure tests).
 
-With ``CRYSTAL_CAMPAIGN_TEST_HOOK_DIR`` naming a directory, a job about to rename an output into place
-(``io.atomic_path``), its data fully written to the temporary file, looks for its path's suffix in
-``<dir>/pause`` (one a line): if listed, it writes ``<dir>/<suffix with / as _>.paused`` (JSON: pid,
-SLURM job id) and waits until ``<dir>/release`` exists, so a test kills the campaign or the job at a
-known point. A sampling or relax job whose log path's suffix is listed in ``<dir>/fail`` raises
-before its work, on every attempt.
+``reached(path)`` is called where a job is about to rename an output into place (its data fully
+written to the temporary file) and where a sampling or relax job starts (with its log's path).
+With ``CRYSTAL_CAMPAIGN_TEST_HOOK_DIR`` naming a directory, a path whose suffix is listed in
+``<dir>/fail`` (one a line) raises, on every attempt; one listed in ``<dir>/pause`` writes
+``<dir>/<suffix with / as _>.paused`` (JSON: pid, SLURM job id) and waits until ``<dir>/release``
+exists, so a test kills the campaign or the job at a known point.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ def requested(directory: str, kind: str, path: str | Path) -> str | None:
     return next((suffix for suffix in suffixes if str(path).endswith(suffix)), None)
 
 
-def before_rename(path: str | Path) -> None:
+def reached(path: str | Path) -> None:
     directory = os.environ.get(HOOK_VARIABLE)
     if not directory:
         return
+    if requested(directory, "fail", path):
+        raise RuntimeError(f"test hook: failure requested for the job logging to {path}")
     suffix = requested(directory, "pause", path)
     if suffix is None:
         return
@@ -35,9 +37,3 @@ def before_rename(path: str | Path) -> None:
     sentinel.write_text(json.dumps({"pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}))
     while not Path(directory, "release").exists():
         time.sleep(0.2)
-
-
-def fail_if_requested(log: str) -> None:
-    directory = os.environ.get(HOOK_VARIABLE)
-    if directory and requested(directory, "fail", log):
-        raise RuntimeError(f"test hook: failure requested for the job logging to {log}")

@@ -1,4 +1,8 @@
-"""Generator backends: each is one adapter module exposing ``BACKEND`` and ``VERSIONED_PACKAGES``."""
+"""The generator registry: backend name -> the module whose ``BACKEND`` (a ``GeneratorBackend``) serves it.
+
+Adding a backend: one module with a ``BACKEND``, one line here, its docs and its tests.
+Modules are imported on demand, so a campaign loads only the backends it uses.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,9 @@ from crystal_campaign.generators.base import (
     Sample,
     derive_seed,
     package_versions,
-    run_sample_job,
     structure_id,
 )
 
-# Imported on demand so that a campaign loads only the backends it uses.
 BACKEND_MODULES = {
     "random": "crystal_campaign.generators.random_search",
     "import": "crystal_campaign.generators.importer",
@@ -24,24 +26,42 @@ BACKEND_MODULES = {
 }
 
 
-def backend_module(settings: dict):
-    return importlib.import_module(BACKEND_MODULES[settings["backend"]])
+def backend(name: str) -> GeneratorBackend:
+    if name not in BACKEND_MODULES:
+        raise ValueError(f"unknown generator backend {name!r}; allowed: {', '.join(BACKEND_MODULES)}")
+    return importlib.import_module(BACKEND_MODULES[name]).BACKEND
+
+
+def settings_schemas() -> dict[str, dict]:
+    """Each backend's own settings schema (``GeneratorBackend.settings_schema``), by backend name."""
+    return {name: backend(name).settings_schema for name in BACKEND_MODULES}
+
+
+def config_problems(where: str, settings: dict) -> list[str]:
+    return backend(settings["backend"]).config_problems(where, settings)
 
 
 def prefetch(settings: dict) -> list[str]:
-    """Download the generator's model into its cache (backends without a model have no ``prefetch``)."""
-    module = backend_module(settings)
-    return module.prefetch(settings) if hasattr(module, "prefetch") else []
+    """Download the generator's models into their cache (one line per item)."""
+    return backend(settings["backend"]).prefetch(settings)
+
+
+def target_systems(settings: dict) -> set[str]:
+    return backend(settings["backend"]).target_systems(settings)
+
+
+def n_batches(settings: dict) -> int:
+    return backend(settings["backend"]).n_batches(settings)
+
+
+def input_files(settings: dict, batch: int) -> list[str]:
+    return backend(settings["backend"]).input_files(settings, batch)
 
 
 def sample(settings: dict, campaign: str, batch: int, path: str) -> None:
     """Run one sampling job of the generator configured by ``settings`` into ``path``."""
-    module = backend_module(settings)
-    versions = package_versions(*module.VERSIONED_PACKAGES)
-    if hasattr(module.BACKEND, "write_batch"):  # runs in its own environment and writes the files itself
-        module.BACKEND.write_batch(settings, campaign, batch, path, versions)
-    else:
-        run_sample_job(module.BACKEND, settings, campaign, batch, path, versions)
+    chosen = backend(settings["backend"])
+    chosen.write_batch(settings, campaign, batch, path, package_versions(*chosen.versioned_packages))
 
 
 __all__ = [
@@ -50,10 +70,15 @@ __all__ = [
     "GeneratorBackend",
     "GeneratorUnavailable",
     "Sample",
+    "backend",
+    "config_problems",
     "derive_seed",
+    "input_files",
+    "n_batches",
     "package_versions",
     "prefetch",
-    "run_sample_job",
     "sample",
+    "settings_schemas",
     "structure_id",
+    "target_systems",
 ]

@@ -1,4 +1,4 @@
-"""The generator interface and the sampling job every backend runs through."""
+"""The generator interface: what one backend module provides, and the sampling job it runs through."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import importlib.metadata
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar
 
 from pymatgen.core import Structure
 
-from crystal_campaign import io
+from crystal_campaign import batch_files, io
 
 
 @dataclass
@@ -35,9 +35,56 @@ class GeneratorUnavailable(io.JobError):
     line, names the generator and what to do."""
 
 
-class GeneratorBackend(Protocol):
+class GeneratorBackend:
+    """One generator backend (one module, registered in ``crystal_campaign.generators``).
+
+    It owns its settings (``settings_schema``: its keys beside the common ``name``, ``backend``,
+    ``batch_size`` and ``resources``, with their defaults), the checks the schema cannot express
+    (``config_problems``), its downloads (``prefetch``), how many batches it has and which files
+    each reads, and its entry point: ``write_batch`` writes one batch in the standard format.
+    A backend that samples in this process implements ``sample_batch``; one that runs in its own
+    environment overrides ``write_batch`` and writes the batch files from there.
+    """
+
+    settings_schema: ClassVar[dict] = {"required": ["n_batches", "batch_size"], "properties": {}}
+    versioned_packages: tuple[str, ...] = ()
+    conda_env = "campaign"  # envs/{conda_env}.yaml: where its jobs run under ``snakemake --sdm conda``
+
+    def config_problems(self, where: str, settings: dict) -> list[str]:
+        """One line per problem the schema cannot see (``where`` names the generator's config entry)."""
+        return []
+
+    def prefetch(self, settings: dict) -> list[str]:
+        """Download the generator's models into their cache; one line per item."""
+        return []
+
+    def target_systems(self, settings: dict) -> set[str]:
+        """Chemical systems its configured targets span (empty when unconditioned): the Materials
+        Project data ``prefetch`` fetches ahead of novelty and stability."""
+        return set()
+
+    def conditioning_targets(self, settings: dict) -> dict:
+        """The chemical system and space group it is conditioned on (None where not), for the
+        adherence columns of the per-structure table."""
+        return {"target_chemsys": None, "target_space_group": None}
+
+    def n_batches(self, settings: dict) -> int:
+        return settings["n_batches"]
+
+    def input_files(self, settings: dict, batch: int) -> list[str]:
+        """Files that batch ``batch`` reads (its job's inputs)."""
+        return []
+
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
         """Produce batch ``batch`` of the generator configured by ``settings``, reproducibly from ``seed``."""
+        raise NotImplementedError
+
+    def write_batch(self, settings: dict, campaign: str, batch: int, path: str, versions: dict) -> None:
+        """Sample batch ``batch`` in this process and write it to ``path``; ``versions``: of the
+        packages it ran with (``package_versions``)."""
+        start = time.perf_counter()
+        output = self.sample_batch(settings, batch, derive_seed(campaign, settings["name"], batch))
+        write_sample_batch(path, campaign, settings, batch, output, time.perf_counter() - start, versions)
 
 
 def derive_seed(campaign: str, generator: str, batch: int) -> int:
@@ -60,17 +107,17 @@ def package_versions(*names: str) -> dict[str, str]:
     return versions
 
 
-def write_batch(
+def write_sample_batch(
     path: str,
     campaign: str,
     settings: dict,
     batch: int,
-    seed: int,
     output: BatchOutput,
     wall_time_s: float,
     versions: dict[str, str],
+    failed: str | None = None,
 ) -> None:
-    """Write a batch file and its sidecar; the sidecar last, so its presence means the batch is whole."""
+    """Write the samples of one batch as batch files (``crystal_campaign.batch_files``)."""
     name = settings["name"]
     records = [
         io.structure_record(
@@ -85,27 +132,15 @@ def write_batch(
         )
         for index, sample in enumerate(output.samples)
     ]
-    io.write_batch_files(
-        path,
+    sidecar = batch_files.sample_sidecar(
         records,
-        {
-            "campaign": campaign,
-            "generator": name,
-            "backend": settings["backend"],
-            "batch": batch,
-            "seed": seed,
-            "settings": settings,
-            "stats": output.stats,
-            "wall_time_s": round(wall_time_s, 3),
-            "versions": versions,
-        },
+        campaign=campaign,
+        settings=settings,
+        batch=batch,
+        seed=derive_seed(campaign, name, batch),
+        stats=output.stats,
+        wall_time_s=wall_time_s,
+        versions=versions,
+        failed=failed,
     )
-
-
-def run_sample_job(
-    backend: GeneratorBackend, settings: dict, campaign: str, batch: int, path: str, versions: dict[str, str]
-) -> None:
-    seed = derive_seed(campaign, settings["name"], batch)
-    start = time.perf_counter()
-    output = backend.sample_batch(settings, batch, seed)
-    write_batch(path, campaign, settings, batch, seed, output, time.perf_counter() - start, versions)
+    io.write_batch(path, records, sidecar)

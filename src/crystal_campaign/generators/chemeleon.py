@@ -23,15 +23,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
-from crystal_campaign.generators.base import BatchOutput, GeneratorUnavailable, Sample
+from crystal_campaign.generators.base import BatchOutput, GeneratorBackend, GeneratorUnavailable, Sample
 from crystal_campaign.io import file_sha256
+from crystal_campaign.materials_project import formula_systems
 from crystal_campaign.screening import to_structure
 
-VERSIONED_PACKAGES = ("chemeleon-dng", "torch", "pytorch-lightning")
 WHAT_TO_DO = (
     "run `crystal-campaign prefetch --configfile <your config>` on a machine with internet, "
     "or set model_path to a Chemeleon checkpoint"
@@ -106,17 +107,6 @@ def checkpoint_path(settings: dict) -> Path:
             settings, f"the downloaded archive has no {path.name}; empty {path.parent} and retry"
         )
     return path
-
-
-def prefetch(settings: dict) -> list[str]:
-    """Download the task's released checkpoint into the cache; a local model_path needs nothing."""
-    if settings.get("model_path"):
-        return []
-    path = released_checkpoint(settings)
-    if path.is_file():
-        return [f"{path} (already cached)"]
-    download_checkpoints(settings)
-    return [str(checkpoint_path(settings))]
 
 
 def resolve_device(settings: dict) -> str:
@@ -211,7 +201,93 @@ def to_samples(crystals, targets: list[int | str], task: str) -> list[Sample]:
     return samples
 
 
-class ChemeleonBackend:
+def formula_problem(formula: str) -> str | None:
+    """Why a formula cannot be a CSP cell (whole numbers of atoms of known elements), or None."""
+    try:
+        composition = Composition(formula)
+    except Exception as error:  # pymatgen raises several kinds for unparseable formulas
+        return f"cannot parse ({error})"
+    if not all(isinstance(element, Element) for element in composition):
+        return "has unknown elements"
+    if composition.num_atoms == 0 or any(amount != int(amount) for amount in composition.values()):
+        return "needs whole numbers of atoms"
+    return None
+
+
+class ChemeleonBackend(GeneratorBackend):
+    settings_schema: ClassVar[dict] = {
+        "required": ["n_batches", "batch_size"],
+        "properties": {
+            "n_batches": {"type": "integer", "minimum": 0},
+            "task": {"enum": ["dng", "csp"], "default": "dng"},
+            "num_atoms": {
+                "default": "mp-20",
+                "anyOf": [
+                    {"const": "mp-20"},
+                    {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+                ],
+                "description": "dng atom counts, the mp-20 distribution or a list used in turn",
+            },
+            "formulas": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "minLength": 1},
+                "description": "csp cells such as NaCl or Ti2O4, used in turn",
+            },
+            "model_path": {"type": "string", "minLength": 1, "description": "a Chemeleon checkpoint file"},
+            "cache_dir": {
+                "type": "string",
+                "minLength": 1,
+                "description": "an absolute directory for the released checkpoints",
+            },
+            "download": {"type": "boolean", "default": True},
+            "device": {"$ref": "#/$defs/device", "default": "auto"},
+        },
+    }
+    versioned_packages = ("chemeleon-dng", "torch", "pytorch-lightning")
+
+    def config_problems(self, where: str, settings: dict) -> list[str]:
+        problems = []
+        if settings["task"] == "csp" and not settings.get("formulas"):
+            problems.append(
+                f"{where}.formulas: needed for task csp; allowed: a list of formulas such as [NaCl, Ti2O4]"
+            )
+        if settings["task"] == "dng" and settings.get("formulas"):
+            problems.append(f"{where}.formulas: only used by task csp; allowed: remove it, or set task: csp")
+        for formula in settings.get("formulas", []):
+            problem = formula_problem(formula)
+            if problem:
+                problems.append(
+                    f"{where}.formulas: {formula!r} {problem}; allowed: formulas such as NaCl, Ti2O4"
+                )
+        if settings.get("cache_dir") and not Path(settings["cache_dir"]).is_absolute():
+            problems.append(
+                f"{where}.cache_dir: {settings['cache_dir']!r} is relative; allowed: an absolute directory"
+            )
+        if settings.get("model_path") and settings.get("cache_dir"):
+            problems.append(
+                f"{where}.cache_dir: not used with model_path; allowed: one of model_path, cache_dir"
+            )
+        if settings.get("model_path") and not Path(settings["model_path"]).is_file():
+            problems.append(
+                f"{where}.model_path: {settings['model_path']!r} is not a file; allowed: a Chemeleon "
+                "checkpoint, or leave it out for the released one (crystal-campaign prefetch)"
+            )
+        return problems
+
+    def target_systems(self, settings: dict) -> set[str]:
+        return formula_systems(settings.get("formulas") or [])
+
+    def prefetch(self, settings: dict) -> list[str]:
+        """Download the task's released checkpoint into the cache; a local model_path needs nothing."""
+        if settings.get("model_path"):
+            return []
+        path = released_checkpoint(settings)
+        if path.is_file():
+            return [f"{path} (already cached)"]
+        download_checkpoints(settings)
+        return [str(checkpoint_path(settings))]
+
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
         import torch
 
@@ -256,68 +332,3 @@ class ChemeleonBackend:
 
 
 BACKEND = ChemeleonBackend()
-
-
-def write_random_checkpoint(
-    path: str | Path,
-    task: str,
-    *,
-    hidden_dim: int,
-    num_layers: int,
-    num_timesteps: int,
-    beta_schedule: str,
-    seed: int,
-) -> Path:
-    """A Chemeleon checkpoint with random weights, loaded like a released one.
-
-    For tests (tiny sizes) and for timing an architecture without its trained weights; the
-    sizes, step count and noise schedule are the caller's choice.
-    """
-    import pytorch_lightning
-    import torch
-    from chemeleon_dng.script_util import create_diffusion_module
-
-    torch.manual_seed(seed)
-    module = create_diffusion_module(
-        task=task,
-        model_configs={
-            "hidden_dim": hidden_dim,
-            "time_dim": hidden_dim // 2,
-            "num_layers": num_layers,
-            "max_atoms": 100,
-            "act_fn": "silu",
-            "dis_emb": "sin",
-            "num_freqs": 128,
-            "ln": True,
-            "ip": True,
-            "smooth": False,
-            "cond_dim": 0,
-            "pred_atom_types": task == "dng",
-        },
-        optimizer_configs={
-            "optimizer": "adamw",
-            "lr": 1e-4,
-            "weight_decay": 0.0,
-            "scheduler": "none",
-            "patience": 1,
-            "early_stopping": 1,
-        },
-        num_timesteps=num_timesteps,
-        beta_schedule_ddpm=beta_schedule,
-        beta_schedule_d3pm=beta_schedule,
-        max_atoms=100,
-        d3pm_hybrid_coeff=0.01,
-        sigma_begin=0.005,
-        sigma_end=0.5,
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            module.CHECKPOINT_HYPER_PARAMS_KEY: dict(module.hparams),
-            "pytorch-lightning_version": pytorch_lightning.__version__,
-        },
-        path,
-    )
-    return path

@@ -6,42 +6,10 @@ the reason; the other files of the batch are unaffected.
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
+from typing import ClassVar
 
-from pymatgen.core import Structure
-from pymatgen.io.ase import AseAtomsAdaptor
-
-from crystal_campaign.config import matching_files
-from crystal_campaign.generators.base import BatchOutput, Sample
-
-VERSIONED_PACKAGES = ("ase",)
-EXTXYZ_SUFFIXES = {".extxyz", ".xyz"}
-
-
-def n_batches(settings: dict) -> int:
-    return -(-len(matching_files(settings["paths"])) // settings["batch_size"])
-
-
-def batch_files(settings: dict, batch: int) -> list[str]:
-    size = settings["batch_size"]
-    return matching_files(settings["paths"])[batch * size : (batch + 1) * size]
-
-
-def read_structures(path: str) -> list[Structure]:
-    """Every structure in a file; raises on an unreadable file."""
-    suffix = Path(path).suffix.lower()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if suffix == ".cif":
-            from pymatgen.io.cif import CifParser
-
-            return CifParser(path).parse_structures(primitive=False, on_error="raise")
-        if suffix in EXTXYZ_SUFFIXES:
-            from ase.io import read
-
-            return [AseAtomsAdaptor.get_structure(atoms) for atoms in read(path, index=":", format="extxyz")]
-        return [Structure.from_file(path)]
+from crystal_campaign.generators.base import BatchOutput, GeneratorBackend, Sample
+from crystal_campaign.io import matching_files, read_structures
 
 
 def read_file_samples(path: str) -> list[Sample]:
@@ -54,9 +22,46 @@ def read_file_samples(path: str) -> list[Sample]:
     return [Sample(structure, None, f"{path}#{frame}") for frame, structure in enumerate(structures)]
 
 
-class ImportBackend:
+class ImportBackend(GeneratorBackend):
+    settings_schema: ClassVar[dict] = {
+        "required": ["paths"],
+        "properties": {
+            "batch_size": {"type": "integer", "minimum": 1, "default": 100},
+            "paths": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "minLength": 1},
+                "description": "files, directories or glob patterns of CIF, extxyz or POSCAR files",
+            },
+        },
+    }
+    versioned_packages = ("ase",)
+
+    def config_problems(self, where: str, settings: dict) -> list[str]:
+        return [
+            f"{where}.paths: {pattern!r} matches no file; allowed: existing files, dirs or globs"
+            for pattern in settings["paths"]
+            if not matching_files([pattern])
+        ]
+
+    def target_systems(self, settings: dict) -> set[str]:
+        systems = set()
+        for path in matching_files(settings["paths"]):
+            try:
+                systems |= {s.composition.chemical_system for s in read_structures(path)}
+            except Exception:  # an unreadable file becomes a failure row at sampling time
+                continue
+        return systems
+
+    def n_batches(self, settings: dict) -> int:
+        return -(-len(matching_files(settings["paths"])) // settings["batch_size"])
+
+    def input_files(self, settings: dict, batch: int) -> list[str]:
+        size = settings["batch_size"]
+        return matching_files(settings["paths"])[batch * size : (batch + 1) * size]
+
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
-        files = batch_files(settings, batch)
+        files = self.input_files(settings, batch)
         samples = [sample for path in files for sample in read_file_samples(path)]
         return BatchOutput(samples, {"n_files": len(files)})
 

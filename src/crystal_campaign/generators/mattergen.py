@@ -22,19 +22,22 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from crystal_campaign import io
-from crystal_campaign.generators.base import derive_seed, structure_id
+from crystal_campaign.checks import element_problems
+from crystal_campaign.generators.base import GeneratorBackend, derive_seed, structure_id
+from crystal_campaign.materials_project import chemsys_of
 
-VERSIONED_PACKAGES = ()
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# Where the runner finds this package (batch_files, screening): the directory holding it.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+REPO_ROOT = PACKAGE_PARENT.parent  # of a checkout, where build-mattergen-env.sh puts .venv-mattergen
 RUNNER = Path(__file__).with_name("mattergen_runner.py")
 BUILT_ENV_PYTHON = REPO_ROOT / ".venv-mattergen" / "bin" / "python"
 HF_REPOSITORY = "microsoft/mattergen"
 # Pretrained checkpoints on Hugging Face and the properties each was trained to condition on.
 PRETRAINED_CONDITIONING = {
     "mattergen_base": (),
-    "mp_20_base": (),
     "chemical_system": ("chemical_system",),
     "space_group": ("space_group",),
     "dft_mag_density": ("dft_mag_density",),
@@ -42,6 +45,7 @@ PRETRAINED_CONDITIONING = {
     "ml_bulk_modulus": ("ml_bulk_modulus",),
     "dft_mag_density_hhi_score": ("dft_mag_density", "hhi_score"),
     "chemical_system_energy_above_hull": ("chemical_system", "energy_above_hull"),
+    "mp_20_base": (),
 }
 # MatterGen's published sampler: 1000 predictor steps, each followed by one Langevin corrector step.
 PUBLISHED_STEPS = 1000
@@ -153,7 +157,7 @@ def run_runner(settings: dict, mode: str, spec: dict, log_name: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"crystal-campaign-mattergen-{settings['name']}-") as tmp:
         job_dir = Path(tmp)
         spec_path, result_path, error_path = (job_dir / f for f in ("spec.json", "result.json", "error.txt"))
-        spec_path.write_text(json.dumps({**spec, "job_dir": str(job_dir), "src": str(REPO_ROOT / "src")}))
+        spec_path.write_text(json.dumps({**spec, "job_dir": str(job_dir), "src": str(PACKAGE_PARENT)}))
         command = [python, str(RUNNER), mode, str(spec_path), str(result_path), str(error_path)]
         completed = subprocess.run(
             command,
@@ -176,8 +180,111 @@ def run_runner(settings: dict, mode: str, spec: dict, log_name: str) -> dict:
         )
 
 
-class MatterGenBackend:
-    """Runs elsewhere and writes the batch files itself (``generators.sample`` dispatches here)."""
+def _atoms_distribution_problems(where: str, distribution) -> list[str]:
+    if isinstance(distribution, str):
+        return []
+    allowed = "allowed: ALEX_MP_20 or a mapping of atom counts (>= 1) to weights (>= 0, not all 0)"
+    try:
+        counts = [int(n) for n in distribution]
+        weights = [float(w) for w in distribution.values()]
+    except (TypeError, ValueError):
+        return [f"{where}.num_atoms_distribution: {distribution!r} is not allowed; {allowed}"]
+    if not counts or min(counts) < 1 or min(weights) < 0 or sum(weights) <= 0:
+        return [f"{where}.num_atoms_distribution: {distribution!r} is not allowed; {allowed}"]
+    return []
+
+
+class MatterGenBackend(GeneratorBackend):
+    """Runs in MatterGen's own environment: ``write_batch`` starts the runner, which writes the files."""
+
+    conda_env = "mattergen"
+
+    settings_schema: ClassVar[dict] = {
+        "required": ["n_batches", "batch_size"],
+        "properties": {
+            "n_batches": {"type": "integer", "minimum": 0},
+            "model": {
+                "enum": list(PRETRAINED_CONDITIONING),
+                "default": "mattergen_base",
+                "description": "pretrained MatterGen checkpoint on Hugging Face",
+            },
+            "model_path": {
+                "type": "string",
+                "minLength": 1,
+                "description": "local MatterGen model directory (config.yaml, checkpoints/last.ckpt); "
+                "used instead of model",
+            },
+            "hf_repository": {"type": "string", "minLength": 1, "default": HF_REPOSITORY},
+            "properties_to_condition_on": {
+                "type": "object",
+                "default": {},
+                "additionalProperties": False,
+                "properties": {
+                    "chemical_system": {"$ref": "#/$defs/chemical_system"},
+                    "space_group": {"type": "integer", "minimum": 1, "maximum": 230},
+                    **{
+                        name: {"type": "number"}
+                        for name in (
+                            "dft_mag_density",
+                            "dft_band_gap",
+                            "ml_bulk_modulus",
+                            "hhi_score",
+                            "energy_above_hull",
+                            "dft_bulk_modulus",
+                            "dft_shear_modulus",
+                            "formation_energy_per_atom",
+                        )
+                    },
+                },
+            },
+            "diffusion_guidance_factor": {"type": "number", "minimum": 0, "default": 0.0},
+            "num_atoms_distribution": {
+                "type": ["string", "object"],
+                "default": "ALEX_MP_20",
+                "description": "a MatterGen distribution name (ALEX_MP_20) or a mapping {atoms: weight}",
+            },
+            "steps": {
+                "type": "integer",
+                "minimum": 1,
+                "default": PUBLISHED_STEPS,
+                "description": "predictor steps; MatterGen's published sampler uses 1000 "
+                "(others are flagged)",
+            },
+            "corrector_steps": {
+                "type": "integer",
+                "minimum": 0,
+                "default": PUBLISHED_CORRECTOR_STEPS,
+                "description": "Langevin corrector steps after each predictor step; published 1 "
+                "(others are flagged)",
+            },
+            "sampling_config_overrides": {
+                "type": "array",
+                "default": [],
+                "items": {"type": "string", "minLength": 1},
+                "description": "Hydra overrides of MatterGen's sampling config "
+                "(any is flagged as non-default)",
+            },
+            "device": {"$ref": "#/$defs/device", "default": "auto"},
+            "python": {
+                "type": "string",
+                "minLength": 1,
+                "description": "interpreter of an existing MatterGen environment "
+                "(wins over every other choice)",
+            },
+        },
+    }
+
+    def target_systems(self, settings: dict) -> set[str]:
+        conditioned = (settings.get("properties_to_condition_on") or {}).get("chemical_system")
+        return {chemsys_of(conditioned.split("-"))} if conditioned else set()
+
+    def conditioning_targets(self, settings: dict) -> dict:
+        properties = settings.get("properties_to_condition_on") or {}
+        space_group = properties.get("space_group")
+        return {
+            "target_chemsys": properties.get("chemical_system"),
+            "target_space_group": int(space_group) if space_group is not None else None,
+        }
 
     def write_batch(self, settings: dict, campaign: str, batch: int, path: str, versions: dict) -> None:
         name = settings["name"]
@@ -194,58 +301,40 @@ class MatterGenBackend:
         }
         run_runner(settings, "sample", spec, "sample job's log")
 
+    def prefetch(self, settings: dict) -> list[str]:
+        """Download the pretrained checkpoint into the Hugging Face cache, as MatterGen itself loads it."""
+        if settings.get("model_path"):
+            return []
+        result = run_runner(settings, "prefetch", {"settings": settings}, "prefetch output above")
+        return [f"{model_label(settings)}: {result['model_dir']} (sha256 {result['checkpoint_sha256'][:12]})"]
 
-BACKEND = MatterGenBackend()
-
-
-def prefetch(settings: dict) -> list[str]:
-    """Download the pretrained checkpoint into the Hugging Face cache, as MatterGen itself loads it."""
-    if settings.get("model_path"):
-        return []
-    result = run_runner(settings, "prefetch", {"settings": settings}, "prefetch output above")
-    return [f"{model_label(settings)}: {result['model_dir']} (sha256 {result['checkpoint_sha256'][:12]})"]
-
-
-def _atoms_distribution_problems(where: str, distribution) -> list[str]:
-    if isinstance(distribution, str):
-        return []
-    allowed = "allowed: ALEX_MP_20 or a mapping of atom counts (>= 1) to weights (>= 0, not all 0)"
-    try:
-        counts = [int(n) for n in distribution]
-        weights = [float(w) for w in distribution.values()]
-    except (TypeError, ValueError):
-        return [f"{where}.num_atoms_distribution: {distribution!r} is not allowed; {allowed}"]
-    if not counts or min(counts) < 1 or min(weights) < 0 or sum(weights) <= 0:
-        return [f"{where}.num_atoms_distribution: {distribution!r} is not allowed; {allowed}"]
-    return []
-
-
-def config_problems(where: str, settings: dict) -> list[str]:
-    """One line per problem in a mattergen generator's settings (after schema validation)."""
-    problems = _atoms_distribution_problems(where, settings["num_atoms_distribution"])
-    properties = settings["properties_to_condition_on"]
-    system = properties.get("chemical_system")
-    if system:
-        from crystal_campaign.config import _element_problems
-
-        key = f"{where}.properties_to_condition_on.chemical_system"
-        problems += _element_problems(key, system.split("-"))
-    if properties and settings["diffusion_guidance_factor"] <= 0:
-        problems.append(
-            f"{where}.diffusion_guidance_factor: 0 is not allowed with properties_to_condition_on "
-            "(guidance 0 samples unconditionally); allowed: > 0, e.g. 2.0"
-        )
-    if settings.get("model_path"):
-        if not (Path(settings["model_path"]).expanduser() / "config.yaml").is_file():
+    def config_problems(self, where: str, settings: dict) -> list[str]:
+        """One line per problem in a mattergen generator's settings (after schema validation)."""
+        problems = _atoms_distribution_problems(where, settings["num_atoms_distribution"])
+        properties = settings["properties_to_condition_on"]
+        system = properties.get("chemical_system")
+        if system:
+            key = f"{where}.properties_to_condition_on.chemical_system"
+            problems += element_problems(key, system.split("-"))
+        if properties and settings["diffusion_guidance_factor"] <= 0:
             problems.append(
-                f"{where}.model_path: {settings['model_path']!r} has no config.yaml; "
-                "allowed: a MatterGen model directory (config.yaml, checkpoints/last.ckpt)"
+                f"{where}.diffusion_guidance_factor: 0 is not allowed with properties_to_condition_on "
+                "(guidance 0 samples unconditionally); allowed: > 0, e.g. 2.0"
+            )
+        if settings.get("model_path"):
+            if not (Path(settings["model_path"]).expanduser() / "config.yaml").is_file():
+                problems.append(
+                    f"{where}.model_path: {settings['model_path']!r} has no config.yaml; "
+                    "allowed: a MatterGen model directory (config.yaml, checkpoints/last.ckpt)"
+                )
+            return problems
+        trained_on = PRETRAINED_CONDITIONING[settings["model"]]
+        for key in sorted(set(properties) - set(trained_on)):
+            problems.append(
+                f"{where}.properties_to_condition_on.{key}: not allowed with model {settings['model']}; "
+                f"allowed: {', '.join(trained_on) or 'none (an unconditional model)'}"
             )
         return problems
-    trained_on = PRETRAINED_CONDITIONING[settings["model"]]
-    for key in sorted(set(properties) - set(trained_on)):
-        problems.append(
-            f"{where}.properties_to_condition_on.{key}: not allowed with model {settings['model']}; "
-            f"allowed: {', '.join(trained_on) or 'none (an unconditional model)'}"
-        )
-    return problems
+
+
+BACKEND = MatterGenBackend()

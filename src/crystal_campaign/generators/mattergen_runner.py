@@ -255,7 +255,7 @@ def run_sample(spec: dict) -> dict:
     from mattergen.common.utils.globals import get_device
     from mattergen.generator import CrystalGenerator
 
-    from crystal_campaign.batch_files import file_sha256, structure_record, write_batch_files
+    from crystal_campaign.batch_files import file_sha256, sample_sidecar, structure_record, write_batch
 
     start = time.perf_counter()
     settings, job_dir, sampler = spec["settings"], Path(spec["job_dir"]), spec["sampler"]
@@ -298,33 +298,28 @@ def run_sample(spec: dict) -> dict:
         structure_record(record_id, index, structure, reason, generator=name, batch=batch, source=source)
         for index, (record_id, (structure, reason)) in enumerate(zip(spec["ids"], screened, strict=True))
     ]
-    wall = time.perf_counter() - start
-    write_batch_files(
-        spec["path"],
+    sidecar = sample_sidecar(
         records,
-        {
-            "campaign": spec["campaign"],
-            "generator": name,
-            "backend": settings["backend"],
-            "batch": batch,
-            "seed": spec["seed"],
-            "settings": settings,
-            "conditioning": properties or {},
-            "diffusion_guidance_factor": settings["diffusion_guidance_factor"],
-            "sampler": sampler,
-            "device": str(get_device()),
-            "stats": {  # model fields as every generator's stats have them (the summary reads them)
-                "model": spec["model_label"],
-                "checkpoint": str(Path(info.checkpoint_path).resolve()),
-                "checkpoint_sha256": file_sha256(info.checkpoint_path),
-                "load_s": round(loaded - start, 3),
-                "sample_s": round(sampled - loaded, 3),
-                "structures_per_s": round(len(graphs) / max(sampled - loaded, 1e-9), 4),
-            },
-            "wall_time_s": round(wall, 3),
-            "versions": {**spec["versions"], **environment_versions()},
+        campaign=spec["campaign"],
+        settings=settings,
+        batch=batch,
+        seed=spec["seed"],
+        stats={  # model fields as every generator's stats have them (the summary reads them)
+            "model": spec["model_label"],
+            "checkpoint": str(Path(info.checkpoint_path).resolve()),
+            "checkpoint_sha256": file_sha256(info.checkpoint_path),
+            "load_s": round(loaded - start, 3),
+            "sample_s": round(sampled - loaded, 3),
+            "structures_per_s": round(len(graphs) / max(sampled - loaded, 1e-9), 4),
         },
+        wall_time_s=time.perf_counter() - start,
+        versions={**spec["versions"], **environment_versions()},
+        conditioning=properties or {},
+        diffusion_guidance_factor=settings["diffusion_guidance_factor"],
+        sampler=sampler,
+        device=str(get_device()),
     )
+    write_batch(spec["path"], records, sidecar)
     return {"n_records": len(records)}
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
+from typing import ClassVar
 
 import numpy as np
 from pymatgen.core import Composition
 
-from crystal_campaign.generators.base import BatchOutput, Sample
-from crystal_campaign.validity import compositional_validity
+from crystal_campaign.checks import element_problems
+from crystal_campaign.generators.base import BatchOutput, GeneratorBackend, Sample
+from crystal_campaign.materials_project import chemsys_of, formula_systems
 
-VERSIONED_PACKAGES = ("pyxtal", "smact")
 SPACE_GROUPS = range(1, 231)
 
 
@@ -45,6 +46,8 @@ def composition_pools(settings: dict) -> list[list[Composition]]:
     pools = [system_compositions(s, low, high) for s in settings.get("chemical_systems", [])]
     pools += [formula_compositions(f, low, high) for f in settings.get("compositions", [])]
     if settings["charge_balanced"]:
+        from crystal_campaign.validity import compositional_validity  # SMACT: only where it is used
+
         pools = [[c for c in pool if compositional_validity(c)[0]] for pool in pools]
     return [pool for pool in pools if pool]
 
@@ -84,7 +87,49 @@ def _draw_structure(pools: list[list[Composition]], settings: dict, rng: np.rand
     return crystal.to_pymatgen(), f"{composition.formula} sg{space_group}"
 
 
-class RandomSearchBackend:
+class RandomSearchBackend(GeneratorBackend):
+    settings_schema: ClassVar[dict] = {
+        "required": ["n_batches", "batch_size"],
+        "properties": {
+            "n_batches": {"type": "integer", "minimum": 0},
+            "chemical_systems": {
+                "type": "array",
+                "items": {"$ref": "#/$defs/chemical_system"},
+                "description": "element symbols joined by '-', e.g. Na-Cl",
+            },
+            "compositions": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "formulas such as NaCl or TiO2; scaled to whole cells within min/max_atoms",
+            },
+            "min_atoms": {"type": "integer", "minimum": 1, "default": 4},
+            "max_atoms": {"type": "integer", "minimum": 1, "maximum": 200, "default": 12},
+            "charge_balanced": {"type": "boolean", "default": True},
+            "max_attempts": {"type": "integer", "minimum": 1, "default": 20},
+            "volume_factor": {"type": "number", "exclusiveMinimum": 0, "default": 1.1},
+        },
+    }
+    versioned_packages = ("pyxtal", "smact")
+
+    def config_problems(self, where: str, settings: dict) -> list[str]:
+        problems = []
+        if not settings.get("chemical_systems") and not settings.get("compositions"):
+            problems.append(
+                f"{where}: needs chemical_systems or compositions; allowed: lists such as [Na-Cl]"
+            )
+        for system in settings.get("chemical_systems", []):
+            problems += element_problems(f"{where}.chemical_systems", system.split("-"))
+        if settings["min_atoms"] > settings["max_atoms"]:
+            problems.append(
+                f"{where}.min_atoms: {settings['min_atoms']} is not allowed; "
+                f"allowed: <= max_atoms ({settings['max_atoms']})"
+            )
+        return problems
+
+    def target_systems(self, settings: dict) -> set[str]:
+        systems = {chemsys_of(system.split("-")) for system in settings.get("chemical_systems") or []}
+        return systems | formula_systems(settings.get("compositions") or [])
+
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
         rng = np.random.default_rng(seed)
         pools = composition_pools(settings)

@@ -1,11 +1,19 @@
-"""Relaxers: one adapter per potential behind the ``Relaxer`` interface."""
+"""The relaxer registry: backend name -> the module whose ``BACKEND`` (a ``RelaxerBackend``) serves it.
+
+Every relaxer reads the same ``relax`` config section and writes the same per-structure results.
+Adding a potential: one module with a ``BACKEND``, one line here, its docs and its tests.
+Modules are imported on demand, so a campaign loads only the potential it uses.
+"""
 
 from __future__ import annotations
 
-from crystal_campaign.config import RELAX_EXECUTION_KEYS, section_defaults
+import importlib
+import json
+from pathlib import Path
+
 from crystal_campaign.relax.base import (
-    NoRelaxer,
     Relaxer,
+    RelaxerBackend,
     RelaxResult,
     configure_threads,
     relax_records,
@@ -13,42 +21,71 @@ from crystal_campaign.relax.base import (
     rmsd_angstrom,
     run_relax_job,
 )
+from crystal_campaign.relax.none import NoRelaxer
+from crystal_campaign.schema import section_defaults
+
+BACKEND_MODULES = {
+    "chgnet": "crystal_campaign.relax.chgnet",
+    "mace": "crystal_campaign.relax.mace",
+    "none": "crystal_campaign.relax.none",
+}
+# How a relax job runs, never what it computes: the rules keep these out of params (so changing
+# them reruns nothing) and hand them to the job as resources (``execution_resources``).
+EXECUTION_KEYS = ("threads", "memory_budget_mb", "memory_per_atom_mb")
 
 
-def job_settings(own_settings: dict, section: dict, threads: int) -> dict:
-    """A relax job's settings: its params, the execution keys of its config section, its threads."""
-    return {**own_settings, **{key: section[key] for key in RELAX_EXECUTION_KEYS}, "threads": threads}
+def backend(name: str) -> RelaxerBackend:
+    if name not in BACKEND_MODULES:
+        raise ValueError(f"unknown relax backend {name!r}; allowed: {', '.join(BACKEND_MODULES)}")
+    return importlib.import_module(BACKEND_MODULES[name]).BACKEND
+
+
+def config_problems(section: dict) -> list[str]:
+    """A model file must exist; the rest is the backend's to check (e.g. MACE's model names)."""
+    if section["model_path"] is not None:
+        if not Path(section["model_path"]).is_file():
+            return [
+                f"relax.model_path: {section['model_path']!r} does not exist; allowed: an existing model file"
+            ]
+        return []
+    return backend(section["backend"]).config_problems(section)
+
+
+def prefetch(settings: dict) -> list[str]:
+    """Download the relaxer's model into its cache; one line per item."""
+    return backend(settings["backend"]).prefetch(settings)
 
 
 def get_relaxer(settings: dict) -> Relaxer:
     """The configured relaxer; keys missing from ``settings`` take their config-schema defaults."""
     settings = {**section_defaults("relax"), **settings}
     configure_threads(settings["threads"])
-    if settings["backend"] == "none":
-        return NoRelaxer()
-    if settings["backend"] == "mace":
-        from crystal_campaign.relax.mace import MaceRelaxer
-
-        return MaceRelaxer(settings)
-    from crystal_campaign.relax.chgnet import ChgnetRelaxer
-
-    return ChgnetRelaxer(settings)
+    return backend(settings["backend"]).relaxer(settings)
 
 
-def prefetch(settings: dict) -> list[str]:
-    """Download the relaxer's model into its cache (MACE foundation models); CHGNet's ship in its wheel."""
-    if settings.get("backend") != "mace":
-        return []
-    from crystal_campaign.relax import mace
+def execution_resources(section: dict) -> dict[str, str]:
+    """The execution keys a relax job reads from its resources (JSON text: floats stay exact),
+    ``threads`` aside, which Snakemake passes itself."""
+    return {key: json.dumps(section[key]) for key in EXECUTION_KEYS if key != "threads"}
 
-    return mace.prefetch(settings)
+
+def job_settings(own_settings: dict, resources, threads: int) -> dict:
+    """A relax job's settings: its params, the execution keys from its resources, its threads."""
+    execution = {key: json.loads(getattr(resources, key)) for key in EXECUTION_KEYS if key != "threads"}
+    return {**own_settings, **execution, "threads": threads}
 
 
 __all__ = [
+    "BACKEND_MODULES",
+    "EXECUTION_KEYS",
     "NoRelaxer",
     "RelaxResult",
     "Relaxer",
+    "RelaxerBackend",
+    "backend",
+    "config_problems",
     "configure_threads",
+    "execution_resources",
     "get_relaxer",
     "job_settings",
     "prefetch",

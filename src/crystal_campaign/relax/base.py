@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -13,7 +14,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign import io
+from crystal_campaign import batch_files, io
 
 # MatterGen's RMSD definition: a loose matcher so that relaxed and generated structures align,
 # its normalised RMS distance converted to Angstrom; no alignment counts as MAX_RMSD.
@@ -55,6 +56,26 @@ class Relaxer(Protocol):
 
     def relax(self, structures: list[Structure]) -> list[RelaxResult]:
         """Relax ordered structures; never raises for one bad structure."""
+
+
+class RelaxerBackend:
+    """One potential (one module, registered in ``crystal_campaign.relax``): the checks of the
+    ``relax`` section the schema cannot express, its model downloads, and its relaxer."""
+
+    # The correction its energies need to sit on the MP2020 (GGA/GGA+U mixed) scale with
+    # ``stability.energy_correction: auto``: potentials trained on raw MPtrj energies need MP2020.
+    energy_correction = "mp2020"
+
+    def config_problems(self, section: dict) -> list[str]:
+        """One line per problem, for a section without ``model_path`` (the registry checks that)."""
+        return []
+
+    def prefetch(self, settings: dict) -> list[str]:
+        """Download the model into its cache; one line per item (none when it ships with its package)."""
+        return []
+
+    def relaxer(self, settings: dict) -> Relaxer:
+        raise NotImplementedError
 
 
 def configure_threads(threads: int) -> None:
@@ -177,16 +198,6 @@ def relax_each(structures: list[Structure], calculator, settings: dict) -> list[
     return [relax_one(structure, relax) for structure in structures]
 
 
-class NoRelaxer:
-    """``backend: none``: structures are evaluated as given (e.g. DFT-relaxed imports)."""
-
-    def settings(self) -> dict:
-        return {"backend": "none"}
-
-    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
-        return [RelaxResult("not_relaxed", structure=s) for s in structures]
-
-
 def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:
     """Results for every record of a sample batch: failed samples pass through, disordered ones skip."""
     results: dict[int, RelaxResult] = {}
@@ -204,34 +215,39 @@ def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:
     return [results[p] for p in range(len(records))]
 
 
-def run_relax_job(relaxer: Relaxer, sample_path: str, output_path: str) -> None:
+def relaxed_record(record: dict, result: RelaxResult) -> dict:
+    """A sample record's keys and extras, then the relaxation's result (``batch_files.RelaxedRecord``)."""
+    return io.structure_record(
+        record["id"],
+        record["index"],
+        result.structure,
+        result.reason,
+        generator=record["generator"],
+        batch=record["batch"],
+        source=record.get("source"),
+        **batch_files.extras(record),
+        **{k: v for k, v in asdict(result).items() if k not in ("structure", "reason")},
+    )
+
+
+def run_relax_job(relaxer: Relaxer, sample_path: str, output_path: str, failed: str | None = None) -> None:
+    """Relax one sample batch into a relaxed batch; ``failed``: why the job is recorded as failed
+    (``relaxer`` then stands in for the potential)."""
     start = time.perf_counter()
     records = io.read_records(sample_path)
+    sample = io.read_sidecar(sample_path)
     results = relax_records(relaxer, records)
-    io.write_records(
+    sidecar: batch_files.RelaxSidecar = {
+        "generator": sample["generator"],
+        "batch": sample["batch"],
+        "relaxer": relaxer.settings(),
+        "n_structures": len(records),
+        "status_counts": dict(sorted(Counter(result.status for result in results).items())),
+        "failed": failed,
+        "wall_time_s": round(time.perf_counter() - start, 3),
+    }
+    io.write_batch(
         output_path,
-        [
-            io.structure_record(
-                record["id"],
-                record["index"],
-                result.structure,
-                result.reason,
-                generator=record["generator"],
-                batch=record["batch"],
-                source=record.get("source"),
-                **{k: v for k, v in asdict(result).items() if k not in ("structure", "reason")},
-            )
-            for record, result in zip(records, results, strict=True)
-        ],
-    )
-    io.write_json(
-        io.sidecar_path(output_path),
-        {
-            "relaxer": relaxer.settings(),
-            "n_structures": len(records),
-            "status_counts": {
-                s: sum(r.status == s for r in results) for s in sorted({r.status for r in results})
-            },
-            "wall_time_s": round(time.perf_counter() - start, 3),
-        },
+        [relaxed_record(record, result) for record, result in zip(records, results, strict=True)],
+        sidecar,
     )

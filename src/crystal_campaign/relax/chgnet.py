@@ -9,7 +9,7 @@ from ase import Atoms, units
 from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.relax.base import model_source, resolve_device
+from crystal_campaign.relax.base import RelaxerBackend, model_source, resolve_device
 from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "0.3.0"
@@ -67,3 +67,15 @@ class ChgnetRelaxer(PotentialRelaxer):
         super().__init__(
             settings, device, model_name, checkpoint, calculator, ChgnetPotential(calculator.model)
         )
+
+
+class ChgnetBackend(RelaxerBackend):
+    """Nothing to download: CHGNet's released weights ship inside its wheel."""
+
+    energy_correction = "none"  # trained on MP2020-corrected MPtrj energies
+
+    def relaxer(self, settings: dict) -> ChgnetRelaxer:
+        return ChgnetRelaxer(settings)
+
+
+BACKEND = ChgnetBackend()

@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from crystal_campaign.relax.base import model_source, resolve_device
+from crystal_campaign.relax.base import RelaxerBackend, model_source, resolve_device
 from crystal_campaign.relax.batched import PotentialRelaxer
 
 DEFAULT_MODEL = "medium-mpa-0"
@@ -52,13 +52,6 @@ def checkpoint_path(settings: dict) -> Path:
                 f"downloaded ({type(error).__name__}); run `crystal-campaign prefetch` where the internet "
                 "is reachable, or set relax.model_path to a local model file"
             ) from error
-
-
-def prefetch(settings: dict) -> list[str]:
-    """Download a named foundation model into MACE's cache (what ``mace_mp`` does on first use)."""
-    if settings.get("model_path"):
-        return []
-    return [str(checkpoint_path(settings))]
 
 
 class MacePotential:
@@ -120,3 +113,33 @@ class MaceRelaxer(PotentialRelaxer):
             calculator = mace_mp(model=source, device=device, default_dtype=settings["dtype"])
         potential = MacePotential(calculator)
         super().__init__(settings, device, source, checkpoint, calculator, potential)
+
+
+class MaceBackend(RelaxerBackend):
+    def config_problems(self, section: dict) -> list[str]:
+        """A model name must be one ``mace_mp`` knows (needs mace-torch)."""
+        if section["model"] is None:
+            return []
+        try:
+            names = foundation_model_names()
+        except ImportError:
+            return [
+                "relax.backend: 'mace' needs mace-torch; allowed: install it (pip install -e '.[mace]') "
+                "or chgnet"
+            ]
+        if section["model"] not in names:
+            allowed = ", ".join(names)
+            return [f"relax.model: {section['model']!r} is not a MACE foundation model; allowed: {allowed}"]
+        return []
+
+    def prefetch(self, settings: dict) -> list[str]:
+        """Download a named foundation model into MACE's cache (what ``mace_mp`` does on first use)."""
+        if settings.get("model_path"):
+            return []
+        return [str(checkpoint_path(settings))]
+
+    def relaxer(self, settings: dict) -> MaceRelaxer:
+        return MaceRelaxer(settings)
+
+
+BACKEND = MaceBackend()
