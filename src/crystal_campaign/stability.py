@@ -213,13 +213,14 @@ def run_stability_job(
     relaxed_path: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
 ) -> None:
     records = io.read_records(relaxed_path)
-    relaxer = io.read_json(io.sidecar_path(relaxed_path))["relaxer"]
+    batch = io.read_sidecar(relaxed_path)
+    relaxer = batch["relaxer"]
     recorded = {"stability": settings, "relaxer": relaxer}
     if settings["energy_basis"] == "self_consistent":
-        energies = io.read_json(io.sidecar_path(energies_path))
+        energies = io.read_sidecar(energies_path)
         # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
         same_potential = energies["relaxer"].get("checkpoint_sha256") == relaxer.get("checkpoint_sha256")
-        if not same_potential and "failed" not in relaxer:
+        if not same_potential and not batch["failed"]:
             raise ValueError("reference energies were computed with another potential than this batch")
         hulls, correction = Hulls(self_consistent_entries(energies_path)), None
         recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
