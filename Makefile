@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 # CPU build on these machines (a local wheel); on GPU nodes: make TORCH="torch==2.13.0" with your CUDA index.
 TORCH ?= torch==2.13.0
 
-.PHONY: run report test test-fast test-mattergen test-slurm lint dry-run prefetch clean
+.PHONY: run report status test test-fast test-mattergen test-slurm lint dry-run prefetch clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,mp,slurm,dev]"
 	touch $@
 
+# The config is checked first (one line per problem, before Snakemake reads it); the console shows
+# progress, not every job's details (drop QUIET= to see them; each job's own log has its progress).
+QUIET ?= --quiet rules host
 run: $(BIN)/activate
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) -s workflow/Snakefile
-	@$(BIN)/python -m crystal_campaign.cli summary --configfile $(CONFIG)
+	@$(BIN)/crystal-campaign check --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) -s workflow/Snakefile $(QUIET)
+	@$(BIN)/crystal-campaign summary --configfile $(CONFIG)
 
 # Finish the campaign if needed (a no-op when done), then write its self-contained HTML report.
 report: run
@@ -30,6 +34,7 @@ report: run
 	@echo "report: $(REPORT)"
 
 dry-run: $(BIN)/activate
+	@$(BIN)/crystal-campaign check --configfile $(CONFIG)
 	$(BIN)/snakemake --dry-run --configfile $(CONFIG) -s workflow/Snakefile
 
 lint: $(BIN)/activate
@@ -66,7 +71,10 @@ test-slurm: $(BIN)/activate
 	test $$rest -eq 0 && test $$relaxed -eq 0 && test $$resume -eq 0
 
 prefetch: $(BIN)/activate
-	$(BIN)/python -m crystal_campaign.cli prefetch --configfile $(CONFIG)
+	$(BIN)/crystal-campaign prefetch --configfile $(CONFIG)
+
+status: $(BIN)/activate
+	@$(BIN)/crystal-campaign status --configfile $(CONFIG)
 
 clean:
 	rm -rf results .snakemake

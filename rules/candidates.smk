@@ -1,10 +1,20 @@
-# Discovery candidates: metastable S.U.N. structures as CIF, ranked by E_hull, with an index table.
+# Discovery candidates: metastable S.U.N. structures as CIF, ranked by E_hull, with an index table,
+# and the same table for the report.
 rule candidates:
     input:
         structures=rules.metrics.output.structures,
         relaxed=campaign_files("relaxed", ".jsonl.gz"),
     output:
-        directory(f"{RESULTS}/candidates"),
+        folder=directory(f"{RESULTS}/candidates"),
+        table=report(
+            f"{RESULTS}/plots/candidates.html",
+            caption="../workflow/report/candidates.rst",
+            category="1. Summary",
+            subcategory="candidates",
+            labels={"table": "candidates"},
+        ),
+    params:
+        campaign=config["campaign"],
     log:
         f"{RESULTS}/logs/candidates.log",
     benchmark:

@@ -49,7 +49,9 @@ FINISHED_JOB = re.compile(r"^Finished jobid: (\d+) ", re.M)
 
 @dataclass
 class Interruption:
-    """Kill ``target`` ("campaign" or "job") with ``signal_name`` when ``paused_output`` is about to land."""
+    """Kill ``target`` with ``signal_name`` when ``paused_output`` is about to land: "campaign"
+    (Snakemake and its jobs; SIGTERM goes to Snakemake alone, as ``kill PID``), "snakemake"
+    (Snakemake alone, its jobs go on) or "job" (the paused job alone)."""
 
     signal_name: str
     paused_output: str  # a path suffix under results/{campaign}/, e.g. samples/rss/0001.jsonl.gz
@@ -168,7 +170,7 @@ def interrupt(
     number = getattr(signal, interruption.signal_name)
     if interruption.target == "job":
         kill_job(json.loads(sentinel.read_text()))
-    elif interruption.signal_name == "SIGTERM":
+    elif interruption.signal_name == "SIGTERM" or interruption.target == "snakemake":
         os.kill(process.pid, number)  # `kill PID`, or a scheduler ending the login session
     else:
         os.killpg(process.pid, number)  # Ctrl-C in the terminal; KILL: the machine or session dies

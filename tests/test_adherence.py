@@ -70,6 +70,7 @@ def test_adherence_fractions_per_generator_and_overall():
             unique_all=True,
             shared=False,
             novel=True,
+            reference_covers_chemsys=True,
             class_all=table["id"],
         ),
         {"guided": 5, "csp": 3, "rss": 1},

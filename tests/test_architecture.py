@@ -23,7 +23,7 @@ PACKAGE = REPO / "src" / "crystal_campaign"
 # Lowest first; a module may import only modules of lower layers. The same list is drawn in
 # docs/architecture.md.
 LAYERS = [
-    ["testhooks", "schema", "snakemake_signals", "known_crystals"],
+    ["testhooks", "schema", "snakemake_signals", "snakemake_incomplete", "known_crystals", "tables"],
     ["batch_files", "screening", "pruning", "checks"],
     ["io"],
     ["validity", "matching", "materials_project", "generators.base", "relax.base"],
@@ -41,7 +41,7 @@ LAYERS = [
     ],
     ["generators", "relax.chgnet", "relax.mace"],
     ["relax", "jobs", "metrics", "candidates", "plots"],
-    ["stability", "config"],
+    ["stability", "config", "status"],
     ["prefetch"],
     ["cli"],
 ]

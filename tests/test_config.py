@@ -162,3 +162,44 @@ def test_mace_model_names_are_the_ones_mace_mp_knows(monkeypatch):
     config = copy.deepcopy(DEFAULT)
     config["relax"] = {"backend": "mace", "model": "medium-mpa-0", "device": "cuda:1"}
     assert validate_config(config)["relax"]["dtype"] == "float64"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, "config error: {path}: no such config file\n"),
+        (
+            "campaign: a\ngenerators: [\n  - name: x\n",
+            "config error: {path} line 3, column 3: expected the node content, but found '-'\n",
+        ),
+        (
+            "campaign: a\nrelax: {fmax: 0.1}\ngenerators: []\nrelax: {fmax: 0.2}\n",
+            "config error: {path} line 4, column 1: duplicate key 'relax' (first at line 2)\n",
+        ),
+        (
+            "- just\n- a list\n",
+            "config error: {path}: a config is a mapping of keys (campaign, generators, ...)",
+        ),
+    ],
+    ids=["missing", "syntax", "duplicate", "not-a-mapping"],
+)
+def test_unreadable_config_files_are_one_line_naming_file_and_place(tmp_path, capsys, text, expected):
+    from crystal_campaign.cli import main
+
+    path = tmp_path / "campaign.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", "--configfile", str(path)])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(expected.format(path=path)) and error.count("\n") == 1
+
+
+def test_a_malformed_chemical_system_says_what_one_looks_like(monkeypatch):
+    monkeypatch.chdir(REPO)
+    (problem,) = problems_of(lambda c: c["generators"][0].update(chemical_systems=["NaCl"]))
+    assert problem == (
+        "generators[0].chemical_systems[0]: 'NaCl' is not allowed; "
+        "allowed: type string, element symbols joined by '-', e.g. Na-Cl"
+    )

@@ -273,14 +273,15 @@ def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(c
 
     results = report_variable(page, "results")
     prefix = f"results/{CONFIG['campaign']}/plots"
-    assert set(results) == {f"{prefix}/{name}.png" for name in FIGURES} | {f"{prefix}/summary.html"}
+    tables = {f"{prefix}/summary.html", f"{prefix}/candidates.html"}
+    assert set(results) == {f"{prefix}/{name}.png" for name in FIGURES} | tables
     for path, result in results.items():
         assert result["data_uri"].startswith(f"data:{result['mime_type']};")
         name = Path(path).stem
         assert result["caption"] == rendered_caption(CAPTIONS / f"{name}.rst", CONFIG), name
         assert "<img" not in result["caption"] and "http" not in result["caption"]
     assert report_variable(page, "categories") == {
-        "1. Summary": {"table": [f"{prefix}/summary.html"]},
+        "1. Summary": {"table": [f"{prefix}/summary.html"], "candidates": [f"{prefix}/candidates.html"]},
         "2. Metrics": {"rates": [f"{prefix}/rates.png"], "stability": [f"{prefix}/e_hull.png"]},
         "3. Structures": {
             "cells": [f"{prefix}/atoms_per_cell.png"],

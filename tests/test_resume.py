@@ -11,7 +11,7 @@ import signal
 
 import pandas as pd
 import pytest
-from interrupt import INTERRUPTIONS, SMALL, assert_resumed, interrupt, resume
+from interrupt import INTERRUPTIONS, SMALL, Interruption, assert_resumed, interrupt, resume
 
 from conftest import Campaign
 from crystal_campaign import io
@@ -41,6 +41,19 @@ def test_killed_campaign_resumes_to_the_uninterrupted_summary(tmp_path, baseline
         assert campaign.planned_jobs() == {}
     else:
         resume(campaign, [])
+    assert_resumed(campaign, finished, baseline)
+
+
+def test_a_batch_its_job_finished_after_the_interrupt_is_not_done_again(tmp_path, baseline):
+    """``kill -INT`` of Snakemake alone: it waits for the running relax job, which writes its batch
+    in full and exits 0; the resumed run keeps that batch (it used to redo it, "Forced execution")."""
+    campaign = Campaign(tmp_path, SMALL)
+    interruption = Interruption("SIGINT", "relaxed/rss/0001.jsonl.gz", target="snakemake")
+    finished = interrupt(campaign, interruption, LOCAL, kill_local_job)
+    paused = [campaign.results / "relaxed" / "rss" / name for name in ("0001.jsonl.gz", "0001.json")]
+    assert all(path.exists() for path in paused), "the job went on after Snakemake was interrupted"
+    finished |= {str(path.relative_to(campaign.results)): path.stat().st_mtime_ns for path in paused}
+    resume(campaign, LOCAL)
     assert_resumed(campaign, finished, baseline)
 
 

@@ -43,3 +43,20 @@ def test_a_species_past_the_models_last_element_is_its_mask_token():
     assert structure is None
     assert reason == "invalid species: atomic numbers [101] (mask or padding token)"
     assert to_structure([11, 101], CUBIC, [[0, 0, 0], [0.5] * 3])[1] is None
+
+
+def test_every_source_gets_the_same_screen_on_pymatgen_structures():
+    from pymatgen.core import DummySpecies, Lattice, Structure
+
+    from crystal_campaign.screening import structure_junk_reason
+
+    rock_salt = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_junk_reason(rock_salt) is None
+    unknown = Structure(Lattice.cubic(4), ["Na", DummySpecies("Xx")], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_junk_reason(unknown) == "unknown element(s) Xx: not in the periodic table"
+    partial = Structure(Lattice.cubic(4), [{"Na": 0.5, DummySpecies("Xx"): 0.5}], [[0, 0, 0]])
+    assert structure_junk_reason(partial) == "unknown element(s) Xx: not in the periodic table"
+    huge = Structure(Lattice.cubic(2000), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_junk_reason(huge) == "cell too large: lattice vector of 2000 Å > 100 Å"
+    squashed = Structure(Lattice.orthorhombic(4, 4, 1e-3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_junk_reason(squashed).startswith("degenerate cell")

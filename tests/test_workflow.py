@@ -139,6 +139,50 @@ def test_campaign_yields_stability_columns_and_candidates_offline(campaign):
         assert (campaign.results / "candidates" / row.cif).exists()
 
 
+def test_summary_says_how_small_the_reference_is_and_which_systems_it_does_not_cover(campaign):
+    table, _ = io.read_table(campaign.results / "metrics" / "structures.parquet")
+    summary = pd.read_csv(campaign.results / "metrics" / "summary.csv").set_index("generator")
+    reference = io.read_json(campaign.results / "reference" / "reference.json")
+    n_structures, n_systems = reference["n_structures"]["embedded"], len(reference["chemical_systems"])
+    assert (
+        summary.loc["all", "reference_size"] == f"{n_structures} structures in {n_systems} chemical systems"
+    )
+    evaluated = table[table["evaluated"]]
+    covered = evaluated["chemsys"].isin(reference["chemical_systems"])
+    assert (evaluated["reference_covers_chemsys"] == covered).all()
+    disordered = evaluated[evaluated["status"] == "skipped"].iloc[0]  # (Mg,Ti)O: no Mg-O-Ti crystal is known
+    assert disordered["chemsys"] == "Mg-O-Ti" and not disordered["reference_covers_chemsys"]
+    assert summary.loc["all", "n_uncovered_chemsys"] == (~covered).sum() >= 1
+    assert "n_uncovered_chemsys" in io.read_json(campaign.results / "metrics" / "summary.json")["definitions"]
+
+
+def test_job_logs_show_progress_and_tables_their_units(campaign):
+    relax_log = (campaign.results / "logs" / "relax" / "rss" / "0000.log").read_text()
+    assert "relaxed structures: 3/3 done after" in relax_log
+    assert (
+        "sampled structures: 3/3 done after"
+        in (campaign.results / "logs" / "sample" / "rss" / "0000.log").read_text()
+    )
+    units = io.read_json(campaign.results / "metrics" / "summary.json")["units"]
+    assert (units["e_above_hull"], units["max_force"], units["density"], units["rmsd"]) == (
+        "eV/atom",
+        "eV/Å",
+        "g/cm³",
+        "Å",
+    )
+    assert io.read_table(campaign.results / "metrics" / "structures.parquet")[1]["units"] == units
+
+
+def test_report_table_of_candidates_says_how_each_relaxation_ended(campaign):
+    index = pd.read_csv(campaign.results / "candidates" / "index.csv")
+    assert {"status", "converged", "n_steps", "max_force"} <= set(index.columns)
+    page = (campaign.results / "plots" / "candidates.html").read_text()
+    assert "<th>E_hull (eV/atom)</th><th>generator</th><th>relaxation</th>" in page
+    for row in index.itertuples():
+        assert f"<tr><td>{row.rank}</td><td>{row.id}</td><td>{row.formula}</td>" in page
+        assert f"<td>{row.e_above_hull:.3f}</td><td>{row.generator}</td><td>{row.status}</td>" in page
+
+
 def test_rerunning_a_finished_campaign_does_nothing(campaign):
     assert campaign.planned_jobs() == {}
 
@@ -230,7 +274,7 @@ def test_relax_jobs_ask_for_their_threads_gpu_and_memory(tmp_path, relax_setting
         "relax": {"backend": "chgnet", **relax_settings},
     }
     plan = Campaign(tmp_path, config).snakemake("--dry-run").stdout
-    job = plan[plan.index("rule relax:") :].split("\n\n")[0]
+    job = re.search(r"^rule relax:\n((?:    .*\n)+)", plan, re.M).group(1)  # the job's indented lines
     threads = re.search(r"threads: (\d+)", job)
     resources = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", job).group(1).split(", "))
     found = {

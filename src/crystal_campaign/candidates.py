@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.io.cif import CifWriter
 
-from crystal_campaign import io
+from crystal_campaign import io, tables
 
 INDEX_COLUMNS = [
     "rank",
@@ -22,10 +23,26 @@ INDEX_COLUMNS = [
     "decomposition",
     "sun",
     "msun",
+    "status",
+    "converged",
+    "n_steps",
+    "max_force",
     "n_sites",
     "energy_per_atom",
     "class_all",
     "cif",
+]
+# The report's table of candidates: (column, heading with its unit).
+REPORT_COLUMNS = [
+    ("rank", "rank"),
+    ("id", "id"),
+    ("formula", "formula"),
+    ("space_group", "space group"),
+    ("e_above_hull", "E_hull (eV/atom)"),
+    ("generator", "generator"),
+    ("status", "relaxation"),
+    ("n_steps", "steps"),
+    ("max_force", "max force (eV/Å)"),
 ]
 
 
@@ -43,8 +60,32 @@ def candidates_table(structures: pd.DataFrame) -> pd.DataFrame:
     return chosen[INDEX_COLUMNS].reset_index(drop=True)
 
 
-def write_candidates(structures_path: str, relaxed_paths: Sequence[str], output_dir: str) -> None:
-    """``output_dir``/index.csv and one CIF per candidate; the folder is replaced as a whole."""
+def report_cell(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def candidates_html(index: pd.DataFrame, settings: dict, campaign: str) -> str:
+    """The candidates as the report shows them, with the thresholds and energy basis behind them."""
+    stability = settings.get("stability", {})
+    metastable, stable = stability.get("metastable_threshold", "n/a"), stability.get("threshold", "n/a")
+    notes = [
+        f"{len(index)} metastable S.U.N. structures (E_hull <= {metastable} eV/atom), "
+        f"{int(index['sun'].sum())} of them S.U.N. (<= {stable} eV/atom); "
+        f"energy basis: {stability.get('energy_basis', 'not computed')}",
+        "relaxation 'unconverged' hit max_steps before fmax: check it before sending it to DFT",
+        f"CIFs and index.csv: results/{campaign}/candidates/",
+    ]
+    rows = [[report_cell(row[column]) for column, _ in REPORT_COLUMNS] for _, row in index.iterrows()]
+    return tables.page(f"Campaign {campaign}: candidates", [h for _, h in REPORT_COLUMNS], rows, notes)
+
+
+def write_candidates(
+    structures_path: str, relaxed_paths: Sequence[str], output_dir: str, html_path: str, campaign: str
+) -> None:
+    """``output_dir``/index.csv and one CIF per candidate (the folder is replaced as a whole), and
+    the report's candidates table at ``html_path``."""
     structures, settings = io.read_table(structures_path)
     index = candidates_table(structures)
     wanted = dict(zip(index["id"], index["cif"], strict=True))
@@ -68,3 +109,5 @@ def write_candidates(structures_path: str, relaxed_paths: Sequence[str], output_
     )
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
+    with io.atomic_path(html_path) as tmp:
+        tmp.write_text(candidates_html(index, settings, campaign))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
 
 from crystal_campaign import generators, relax
 from crystal_campaign.checks import element_problems
@@ -197,11 +198,74 @@ def validate_config(config: dict) -> dict:
     return config
 
 
-def validate_config_or_exit(config: dict) -> dict:
-    """Validate for the Snakefile: on problems print one line each and exit, with no traceback."""
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first_line[key]})",
+                    key_node.start_mark,
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_config_file(path: str | Path) -> dict:
+    """The config in a YAML (or JSON) file; a missing file, a syntax error or a duplicate key is one
+    line naming the file and where."""
+    path = Path(path)
     try:
-        return validate_config(config)
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such config file"]) from None
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
+    try:
+        loaded = yaml.load(text, Loader=StrictLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}{where}: {error.problem or error.context}"]) from None
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{path}: not valid YAML ({error})"]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            [f"{path}: a config is a mapping of keys (campaign, generators, ...), not a list or value"]
+        )
+    return loaded
+
+
+def _or_exit(work: Callable[[], dict]) -> dict:
+    """``work()``; on config problems print one line each and exit, with no traceback."""
+    try:
+        return work()
     except ConfigError as error:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
         sys.exit(1)
+
+
+def validate_config_or_exit(config: dict, config_files: Sequence[str | Path] = ()) -> dict:
+    """Validate for the Snakefile; ``config_files``: the files ``config`` came from, read again
+    strictly (Snakemake's own reader keeps the last of a duplicated key)."""
+
+    def work() -> dict:
+        for path in config_files:
+            load_config_file(path)
+        return validate_config(config)
+
+    return _or_exit(work)
+
+
+def read_config_or_exit(path: str | Path) -> dict:
+    """A config file read strictly and validated, for the command line."""
+    return _or_exit(lambda: validate_config(load_config_file(path)))

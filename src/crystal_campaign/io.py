@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +104,32 @@ def read_structures(path: str) -> list[Structure]:
         return [Structure.from_file(path)]
 
 
+class Progress:
+    """Log ``what: done/total`` at most every ``every_s`` seconds and when all are done, so a job's
+    log shows how far a long step got (``tick`` logs a still-working detail at the same pace)."""
+
+    def __init__(self, what: str, total: int, every_s: float = 10.0) -> None:
+        self.what, self.total, self.every_s = what, total, every_s
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, n: int = 1, detail: str = "") -> None:
+        self.done += n
+        self._log(detail, force=self.done >= self.total)
+
+    def tick(self, detail: str) -> None:
+        self._log(detail, force=False)
+
+    def _log(self, detail: str, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every_s:
+            self.last = now
+            suffix = f" ({detail})" if detail else ""
+            logging.info(
+                "%s: %d/%d done after %.0f s%s", self.what, self.done, self.total, now - self.start, suffix
+            )
+
+
 # Scheduler facts every job log starts with, so a log proves where and how its job ran.
 ENVIRONMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
 
@@ -114,7 +142,6 @@ def environment_line() -> str:
 @contextlib.contextmanager
 def log_to(path: str | Path) -> Iterator[None]:
     """Send a job's Python output, warnings and logging to its Snakemake log file."""
-    import logging
     import sys
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)

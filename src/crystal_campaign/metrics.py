@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import pandas as pd
 from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from crystal_campaign import generators, io
+from crystal_campaign import generators, io, tables
 
 DEFINITIONS = {
     "n_requested": "structures asked of the generator (import: structures and unreadable files found)",
@@ -33,6 +34,8 @@ DEFINITIONS = {
     "frac_unique_novel": "n_unique_novel / n_evaluated",
     "n_batches_failed": "sampling or relax jobs that kept failing; their structures are failure rows",
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
+    "n_uncovered_chemsys": "evaluated structures whose chemical system no reference structure has: "
+    "their novelty is no evidence (see reference_size)",
     "n_novelty_unknown": "evaluated, novelty unknown (a remote reference failed); never novel",
     "n_stable": "evaluated with e_above_hull <= stability_threshold (eV/atom; NaN E_hull is not stable)",
     "n_metastable": "evaluated with e_above_hull <= metastable_threshold",
@@ -44,7 +47,19 @@ DEFINITIONS = {
     "stability_threshold": "E_hull threshold (eV/atom) for stable and S.U.N.",
     "metastable_threshold": "E_hull threshold (eV/atom) for metastable and metastable S.U.N.",
 }
-COUNT_COLUMNS = [c for c in DEFINITIONS if c.startswith("n_")]
+# Units of the columns that have one, in the per-structure table, the summary and the candidates.
+UNITS = {
+    "energy": "eV",
+    "energy_per_atom": "eV/atom",
+    "e_above_hull": "eV/atom",
+    "stability_threshold": "eV/atom",
+    "metastable_threshold": "eV/atom",
+    "max_force": "eV/Å",
+    "rmsd": "Å",
+    "mean_rmsd": "Å",
+    "density": "g/cm³",
+    "volume_ratio": "relaxed / initial volume",
+}
 # Conditioning adherence, over the evaluated structures of generators conditioned that way (the
 # `all` row: of every such generator); NaN where no generator is.
 ADHERENCE_DEFINITIONS = {
@@ -82,6 +97,7 @@ SUMMARY_INPUTS = {
     "unique_generator": "bool",
     "unique_all": "bool",
     "shared": "bool",
+    "reference_covers_chemsys": "bool",
 }
 
 
@@ -131,7 +147,14 @@ def structures_table(
         table = table.merge(other, on="id", how="left", validate="one_to_one")
     missing = {column: dtype for column, dtype in SUMMARY_INPUTS.items() if column not in table}
     table = table.assign(**{column: pd.Series(dtype=dtype) for column, dtype in missing.items()})
-    for flag in ("unique_generator", "unique_all", "shared", "novel", "novelty_unknown"):
+    for flag in (
+        "unique_generator",
+        "unique_all",
+        "shared",
+        "novel",
+        "novelty_unknown",
+        "reference_covers_chemsys",
+    ):
         table[flag] = table[flag].fillna(False).astype(bool)
     return table
 
@@ -191,6 +214,7 @@ def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) ->
     for count in ("valid", "unique", "novel", "unique_novel"):
         row[f"frac_{count}"] = row[f"n_{count}"] / n_evaluated if n_evaluated else float("nan")
     row["mean_rmsd"] = float(table.loc[table["status"].isin(["converged", "unconverged"]), "rmsd"].mean())
+    row["n_uncovered_chemsys"] = int((~evaluated["reference_covers_chemsys"]).sum())
     row.update(adherence_fractions(evaluated))
     return row
 
@@ -276,6 +300,15 @@ def summary_table(
             row |= stability_counts(part, n, scope, thresholds)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def reference_size(reference: dict) -> str:
+    """How large the local novelty reference is, and whether the Materials Project is searched too."""
+    if not reference:
+        return ""
+    n_structures = sum(reference["n_structures"].values())
+    local = f"{n_structures} structures in {reference['n_chemical_systems']} chemical systems"
+    return local + (" + Materials Project" if reference["mp"] else "")
 
 
 def mp_stamp(reference: dict) -> dict:
@@ -423,6 +456,7 @@ def campaign_summary(
         ),
         "matcher": " ".join(f"{k}={v}" for k, v in dedup_settings["matcher"].items()),
         "reference_sha256": reference.get("sha256", "")[:12],
+        "reference_size": reference_size(reference),
         **mp_stamp(reference),
     }
     if inputs.stability:
@@ -461,7 +495,7 @@ def settings_used(inputs: MetricsInputs, settings: dict) -> dict:
 
 def write_metrics(outputs: dict, table: pd.DataFrame, summary: pd.DataFrame, stamp: dict, used: dict) -> None:
     """The per-structure parquet, and the summary as CSV, Markdown and JSON (with the definitions)."""
-    io.write_table(outputs["structures"], table, used)
+    io.write_table(outputs["structures"], table, {**used, "units": UNITS})
     with io.atomic_path(outputs["csv"]) as tmp:
         summary.to_csv(tmp, index=False)
     with io.atomic_path(outputs["markdown"]) as tmp:
@@ -479,6 +513,7 @@ def write_metrics(outputs: dict, table: pd.DataFrame, summary: pd.DataFrame, sta
         outputs["json"],
         {
             "definitions": {**DEFINITIONS, **ADHERENCE_DEFINITIONS, **MODEL_DEFINITION},
+            "units": UNITS,
             "settings": used,
             "summary": summary.to_dict(orient="records"),
         },
@@ -493,3 +528,30 @@ def run_metrics_job(
     table = per_structure_table(inputs, settings)
     summary, stamp = campaign_summary(table, inputs, generator_names)
     write_metrics(outputs, table, summary, stamp, settings_used(inputs, settings))
+
+
+# The headline of a summary (``crystal-campaign summary``): (column, heading, format).
+HEADLINE = [
+    ("generator", "generator", "{}"),
+    ("n_requested", "requested", "{:d}"),
+    ("n_evaluated", "evaluated", "{:d}"),
+    ("frac_valid", "valid", "{:.0%}"),
+    ("frac_unique", "unique", "{:.0%}"),
+    ("frac_novel", "novel", "{:.0%}"),
+    ("n_sun", "S.U.N.", "{:d}"),
+    ("n_msun", "metastable S.U.N.", "{:d}"),
+    ("n_batches_failed", "failed batches", "{:d}"),
+]
+
+
+def headline_table(summary: pd.DataFrame) -> list[str]:
+    """The per-generator headline counts and rates (of evaluated structures) as aligned text lines."""
+
+    def cell(row: pd.Series, column: str, form: str) -> str:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        return form.format(int(value) if form == "{:d}" else value)
+
+    rows = [[cell(row, column, form) for column, _, form in HEADLINE] for _, row in summary.iterrows()]
+    return tables.text_table([[heading for _, heading, _ in HEADLINE], *rows])

@@ -181,7 +181,9 @@ def run_novelty_job(
 
     Where a remote reference (Materials Project) could not be read for a structure's chemical
     system and no local reference matches, its novelty is unknown: ``novel`` is false,
-    ``novelty_unknown`` true and ``novelty_reason`` says why.
+    ``novelty_unknown`` true and ``novelty_reason`` says why. ``reference_covers_chemsys`` says
+    whether any reference structure has the structure's chemical system: novelty against none is
+    no evidence.
     """
     counter = MatchCounter(build_matcher(matching))
     if batch_reduced_path is None:
@@ -197,6 +199,7 @@ def run_novelty_job(
     systems = {r["reduced"].chemsys for r in records if r["reduced"] is not None}
     remote, failed, remote_used = remote_references(reference, systems)
     index.add(remote)
+    covered = {*reference["chemical_systems"], *(s.composition.chemical_system for _, s in remote)}
     rows = []
     for record in records:
         evaluated = record["reduced"] is not None
@@ -209,15 +212,24 @@ def run_novelty_job(
                 "reference_match": match,
                 "novelty_unknown": reason is not None,
                 "novelty_reason": reason,
+                "reference_covers_chemsys": evaluated and record["reduced"].chemsys in covered,
             }
         )
-    columns = ["id", "novel", "reference_match", "novelty_unknown", "novelty_reason"]
+    columns = [
+        "id",
+        "novel",
+        "reference_match",
+        "novelty_unknown",
+        "novelty_reason",
+        "reference_covers_chemsys",
+    ]
     io.write_table(
         output_path,
         pd.DataFrame(rows, columns=columns),
         {
             "matcher": matcher_settings(counter.matcher),
-            "reference": reference,
+            # the snapshot's identity and size; its list of chemical systems stays in its sidecar
+            "reference": {key: value for key, value in reference.items() if key != "chemical_systems"},
             "remote": remote_used,
             "fit_calls": counter.calls,
         },

@@ -8,7 +8,6 @@ computed ("not computed").
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from crystal_campaign import io
+from crystal_campaign import io, tables
 
 RATES = {
     "frac_valid": "valid",
@@ -301,26 +300,12 @@ def summary_html(summary: pd.DataFrame, definitions: dict[str, str], campaign: s
     rows = summary.set_index("generator")
     table = {column: [format_value(value) for value in rows[column]] for column in numeric}
     table.update({c: [NOT_COMPUTED] * len(rows) for c in STABILITY_SUMMARY if c not in table})
-
-    def tr(cells: Sequence[str], tag: str = "td") -> str:
-        return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
-
-    header = tr(["metric", *rows.index, "definition"], "th")
-    body = "".join(tr([column, *values, definitions.get(column, "")]) for column, values in table.items())
-    stamps = "".join(
-        f"<li>{html.escape(column)}: {html.escape('; '.join(values))}</li>"
-        for column in settings
-        for values in [summary[column].dropna().astype(str).unique()]
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(campaign)} summary</title><style>"
-        "body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
-        "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right} th{background:#eee}"
-        "td:first-child,td:last-child{text-align:left}</style></head><body>"
-        f"<h3>Campaign {html.escape(campaign)}: summary</h3>"
-        f"<table><thead>{header}</thead><tbody>{body}</tbody></table>"
-        f"<ul>{stamps}</ul></body></html>\n"
+    stamps = [f"{column}: {'; '.join(summary[column].dropna().astype(str).unique())}" for column in settings]
+    return tables.page(
+        f"Campaign {campaign}: summary",
+        ["metric", *rows.index, "definition"],
+        [[column, *values, definitions.get(column, "")] for column, values in table.items()],
+        stamps,
     )
 
 

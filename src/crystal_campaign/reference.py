@@ -115,12 +115,13 @@ def prefetch(settings: dict, chemical_systems: Iterable[str] = ()) -> list[str]:
 
 
 def build_reference(sources: list, path: str) -> None:
-    """Write the snapshot of the local sources and a sidecar naming all sources, with its SHA-256.
+    """Write the snapshot of the local sources and a sidecar naming all sources, with its SHA-256,
+    its structure count per source and the chemical systems it covers.
 
     The sidecar pins the Materials Project database version (and records include_gnome) that
     every novelty and stability job of the campaign then uses.
     """
-    records, counts, remote = [], {}, []
+    records, counts, remote, systems = [], {}, [], set()
     for source in sources:
         name = source_name(source)
         if isinstance(source, dict) and source.get("source") == "mp":
@@ -132,6 +133,7 @@ def build_reference(sources: list, path: str) -> None:
         before = len(records)
         for label, structure in load_source(source):
             records.append(io.structure_record(label, len(records), structure, None, source=name))
+            systems.add(structure.composition.chemical_system)
         counts[name] = len(records) - before
     io.write_records(path, records)
     io.write_json(
@@ -139,6 +141,8 @@ def build_reference(sources: list, path: str) -> None:
         {
             "sources": sources,
             "n_structures": counts,
+            "n_chemical_systems": len(systems),
+            "chemical_systems": sorted(systems),
             "sha256": io.file_sha256(path),
             "mp": remote,
         },

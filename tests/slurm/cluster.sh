@@ -4,7 +4,7 @@
 # The scheduler's own record of every job goes to a job-completion log (jobcomp/filetxt).
 #   tests/slurm/cluster.sh install   apt-get the packages if missing (root)
 #   tests/slurm/cluster.sh start     install if needed, write the config, start the daemons, wait for the node
-#   tests/slurm/cluster.sh stop      stop the daemons this script started (by PID)
+#   tests/slurm/cluster.sh stop      stop the daemons this script started (by PID), remove its config links
 # State lives in $SLURM_TEST_DIR (default /tmp/crystal-campaign-slurm).
 set -euo pipefail
 DIR=${SLURM_TEST_DIR:-/tmp/crystal-campaign-slurm}
@@ -106,6 +106,15 @@ stop() {
             kill "${pid}" 2>/dev/null || true
             for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
             rm -f "${pidfile}"
+        fi
+    done
+    # Our links in /etc/slurm go too: with a config naming a stopped controller, every `scontrol`
+    # (which Snakemake's SLURM plugin runs at import, in each Snakemake process) waits ~9 s for it;
+    # with no config it fails at once.
+    local conf
+    for conf in slurm.conf gres.conf; do
+        if [ "$(readlink "/etc/slurm/${conf}" 2>/dev/null)" = "${DIR}/${conf}" ]; then
+            rm -f "/etc/slurm/${conf}"
         fi
     done
 }

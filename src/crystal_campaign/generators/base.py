@@ -12,6 +12,7 @@ from typing import ClassVar
 from pymatgen.core import Structure
 
 from crystal_campaign import batch_files, io
+from crystal_campaign.screening import structure_junk_reason
 
 
 @dataclass
@@ -107,6 +108,12 @@ def package_versions(*names: str) -> dict[str, str]:
     return versions
 
 
+def screened(sample: Sample) -> Sample:
+    """The sample, or a failure row with the reason its structure is junk (``screening``)."""
+    reason = None if sample.structure is None else structure_junk_reason(sample.structure)
+    return sample if reason is None else Sample(None, reason, sample.source, sample.extras)
+
+
 def write_sample_batch(
     path: str,
     campaign: str,
@@ -117,8 +124,10 @@ def write_sample_batch(
     versions: dict[str, str],
     failed: str | None = None,
 ) -> None:
-    """Write the samples of one batch as batch files (``crystal_campaign.batch_files``)."""
+    """Write the samples of one batch as batch files (``crystal_campaign.batch_files``); every
+    structure passes the junk screen first (a junk one becomes a failure row with the reason)."""
     name = settings["name"]
+    output = BatchOutput([screened(sample) for sample in output.samples], output.stats)
     records = [
         io.structure_record(
             structure_id(name, batch, index),

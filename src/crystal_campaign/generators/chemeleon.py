@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import shutil
 import tempfile
@@ -306,8 +307,11 @@ class ChemeleonBackend(GeneratorBackend):
         else:
             request = {"num_atoms": targets}
         start = time.perf_counter()
+        steps = int(model.module.num_timesteps)
+        logging.info("sampling %d structures: %d reverse steps on %s", len(targets), steps, device)
         trajectory = model.module.sample(settings["task"], return_trajectory=True, verbose=False, **request)
         sample_s = time.perf_counter() - start
+        logging.info("sampled %d structures in %.1f s", len(targets), sample_s)
         samples = to_samples(trajectory.container[0], targets, settings["task"])
         return BatchOutput(samples, self.stats(settings, model, device, len(samples), sample_s))
 

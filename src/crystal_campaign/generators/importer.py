@@ -1,22 +1,33 @@
 """Structures produced elsewhere (CIF, extxyz, POSCAR), split into batches of ``batch_size`` files.
 
 A file that cannot be read, or holds no structure, becomes one failure row naming the file and
-the reason; the other files of the batch are unaffected.
+the reason; the other files of the batch are unaffected. Every structure read goes through the
+same junk screen as the generative models' output (``generators.base.write_sample_batch``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from crystal_campaign.generators.base import BatchOutput, GeneratorBackend, Sample
-from crystal_campaign.io import matching_files, read_structures
+from crystal_campaign.io import Progress, matching_files, read_structures
+
+FORMATS = {".cif": "CIF", ".extxyz": "extxyz file", ".xyz": "extxyz file"}
+
+
+def unreadable_reason(path: str, error: Exception) -> str:
+    """One line saying the file is no readable structure, then what the parser said."""
+    kind = FORMATS.get(Path(path).suffix.lower(), "structure file (CIF, extxyz, POSCAR)")
+    said = " ".join(f"{type(error).__name__}: {error}".split())
+    return f"unreadable file: not a complete {kind}, truncated or malformed ({said})"
 
 
 def read_file_samples(path: str) -> list[Sample]:
     try:
         structures = read_structures(path)
     except Exception as error:  # any parser error is a per-file failure row, never a crashed batch
-        return [Sample(None, f"unreadable file: {type(error).__name__}: {error}".strip(), path)]
+        return [Sample(None, unreadable_reason(path, error), path)]
     if not structures:
         return [Sample(None, "no structure in file", path)]
     return [Sample(structure, None, f"{path}#{frame}") for frame, structure in enumerate(structures)]
@@ -62,7 +73,11 @@ class ImportBackend(GeneratorBackend):
 
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
         files = self.input_files(settings, batch)
-        samples = [sample for path in files for sample in read_file_samples(path)]
+        progress = Progress("read files", len(files))
+        samples = []
+        for path in files:
+            samples += read_file_samples(path)
+            progress.advance()
         return BatchOutput(samples, {"n_files": len(files)})
 
 

@@ -290,6 +290,11 @@ def run_sample(spec: dict) -> dict:
     check_conditioning(generator, properties or {})
     loaded = time.perf_counter()
     seed_everything(spec["seed"])
+    print(  # the job's log: a sampling job is quiet for minutes otherwise
+        f"sampling {settings['batch_size']} structures: {sampler['label']} on {get_device()} "
+        f"(model loaded in {loaded - start:.1f} s)",
+        flush=True,
+    )
     graphs = draw_batch(generator, settings["batch_size"])
     sampled = time.perf_counter()
     screened = screen(graphs)

@@ -18,6 +18,7 @@ from pymatgen.core import Composition
 
 from crystal_campaign.checks import element_problems
 from crystal_campaign.generators.base import BatchOutput, GeneratorBackend, Sample
+from crystal_campaign.io import Progress
 from crystal_campaign.materials_project import chemsys_of, formula_systems
 
 SPACE_GROUPS = range(1, 231)
@@ -134,6 +135,7 @@ class RandomSearchBackend(GeneratorBackend):
         rng = np.random.default_rng(seed)
         pools = composition_pools(settings)
         samples, failed_draws = [], 0
+        progress = Progress("sampled structures", settings["batch_size"])
         for _ in range(settings["batch_size"]):
             sample = Sample(None, "no compositions within min_atoms..max_atoms for the configured targets")
             for attempt in range(settings["max_attempts"] if pools else 0):
@@ -147,6 +149,7 @@ class RandomSearchBackend(GeneratorBackend):
                     failed_draws += 1
                     sample = Sample(None, f"no structure after {attempt + 1} draws; last: {error}")
             samples.append(sample)
+            progress.advance(detail=f"{failed_draws} failed draws")
         return BatchOutput(samples, {"failed_draws": failed_draws, "n_composition_pools": len(pools)})
 
 

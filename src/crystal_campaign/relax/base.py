@@ -195,7 +195,12 @@ def relax_each(structures: list[Structure], calculator, settings: dict) -> list[
             settings["max_volume_ratio"],
         )
 
-    return [relax_one(structure, relax) for structure in structures]
+    progress = io.Progress("relaxed structures", len(structures))
+    results = []
+    for structure in structures:
+        results.append(relax_one(structure, relax))
+        progress.advance()
+    return results
 
 
 def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:

@@ -21,7 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.io import file_sha256
+from crystal_campaign.io import Progress, file_sha256
 from crystal_campaign.relax.base import RelaxResult, explosion, finished, fire_optimizer, relax_each
 
 log = logging.getLogger(__name__)
@@ -140,13 +140,19 @@ def evaluate_apart_from_non_finite(
 
 
 def relax_sub_batch(
-    structures: list[Structure], potential: BatchPotential, settings: BatchSettings, stats: BatchStats
+    structures: list[Structure],
+    potential: BatchPotential,
+    settings: BatchSettings,
+    stats: BatchStats,
+    progress: Progress,
 ) -> list[RelaxResult]:
     """Relax all structures together; finished ones leave the batch, the rest step on."""
     relaxations = [_Relaxation(structure, settings.relax_cell) for structure in structures]
     results: list[RelaxResult | None] = [None] * len(structures)
     active = list(range(len(structures)))
+    step = 0
     while active:
+        progress.tick(f"sub-batch of {len(structures)} at step {step}: {len(active)} still relaxing")
         evaluated = evaluate_apart_from_non_finite(potential, [relaxations[i].atoms for i in active], stats)
         still_running = []
         for index, (energy, forces, stress) in zip(active, evaluated, strict=True):
@@ -154,6 +160,7 @@ def relax_sub_batch(
             if results[index] is None:
                 still_running.append(index)
         active = still_running
+        step += 1
     return results
 
 
@@ -165,12 +172,13 @@ def relax_in_batches(
 ) -> list[RelaxResult]:
     """Relax every structure in memory-budgeted sub-batches; never raises for one bad structure."""
     stats = BatchStats() if stats is None else stats
+    progress = Progress("relaxed structures", len(structures))
     results: list[RelaxResult | None] = [None] * len(structures)
     pending = deque(pack_by_atom_count([len(s) for s in structures], settings.max_batch_atoms))
     while pending:
         group = pending.popleft()
         try:
-            relaxed = relax_sub_batch([structures[i] for i in group], potential, settings, stats)
+            relaxed = relax_sub_batch([structures[i] for i in group], potential, settings, stats, progress)
         except Exception as error:  # out of memory, or one structure the potential cannot handle
             release_memory()
             kind = "out of memory" if is_out_of_memory(error) else "relaxation error"
@@ -178,6 +186,7 @@ def relax_in_batches(
                 (index,) = group
                 reason = f"{kind}: {type(error).__name__}: {error}"
                 results[index] = RelaxResult("failed", reason=reason[:500])
+                progress.advance()
                 continue
             stats.splits += 1
             log.warning("sub-batch of %d structures: %s; splitting in two and retrying", len(group), kind)
@@ -187,6 +196,7 @@ def relax_in_batches(
         stats.sub_batches += 1
         for index, result in zip(group, relaxed, strict=True):
             results[index] = result
+        progress.advance(len(group))
     log.info(
         "batched relaxation: %d sub-batches, %d splits, %d model calls",
         stats.sub_batches,
