@@ -127,7 +127,6 @@ def write_sample_batch(
     """Write the samples of one batch as batch files (``crystal_campaign.batch_files``); every
     structure passes the junk screen first (a junk one becomes a failure row with the reason)."""
     name = settings["name"]
-    output = BatchOutput([screened(sample) for sample in output.samples], output.stats)
     records = [
         io.structure_record(
             structure_id(name, batch, index),
@@ -139,7 +138,7 @@ def write_sample_batch(
             source=sample.source,
             **sample.extras,
         )
-        for index, sample in enumerate(output.samples)
+        for index, sample in enumerate(map(screened, output.samples))
     ]
     sidecar = batch_files.sample_sidecar(
         records,
