@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,12 +59,6 @@ def candidates_table(structures: pd.DataFrame) -> pd.DataFrame:
     return chosen[INDEX_COLUMNS].reset_index(drop=True)
 
 
-def report_cell(value) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def candidates_html(index: pd.DataFrame, settings: dict, campaign: str) -> str:
     """The candidates as the report shows them, with the thresholds and energy basis behind them."""
     stability = settings.get("stability", {})
@@ -77,7 +70,7 @@ def candidates_html(index: pd.DataFrame, settings: dict, campaign: str) -> str:
         "relaxation 'unconverged' hit max_steps before fmax: check it before sending it to DFT",
         f"CIFs and index.csv: results/{campaign}/candidates/",
     ]
-    rows = [[report_cell(row[column]) for column, _ in REPORT_COLUMNS] for _, row in index.iterrows()]
+    rows = [[tables.cell(row[column]) for column, _ in REPORT_COLUMNS] for _, row in index.iterrows()]
     return tables.page(f"Campaign {campaign}: candidates", [h for _, h in REPORT_COLUMNS], rows, notes)
 
 

@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 from pymatgen.core import Composition, Structure
@@ -406,6 +407,20 @@ class MetricsInputs:
             dedup=io.read_table(paths["dedup"]),
         )
 
+    @cached_property
+    def failed(self) -> list[dict]:
+        return failed_batches(self.samples, self.relaxed)
+
+    @cached_property
+    def relaxers(self) -> list[dict]:
+        """The distinct relaxer settings of the relaxed batches."""
+        return list({json.dumps(r["relaxer"], sort_keys=True): r["relaxer"] for r in self.relaxed}.values())
+
+    @cached_property
+    def reference(self) -> dict:
+        """The reference snapshot the novelty jobs used (its sidecar, without its system list)."""
+        return self.novelty[0][1]["reference"] if self.novelty else {}
+
     def thresholds(self) -> dict | None:
         if not self.stability:
             return None
@@ -432,10 +447,6 @@ def per_structure_table(inputs: MetricsInputs, settings: dict) -> pd.DataFrame:
     return table
 
 
-def unique_relaxers(inputs: MetricsInputs) -> list[dict]:
-    return list({json.dumps(r["relaxer"], sort_keys=True): r["relaxer"] for r in inputs.relaxed}.values())
-
-
 def campaign_summary(
     table: pd.DataFrame, inputs: MetricsInputs, generator_names: Sequence[str]
 ) -> tuple[pd.DataFrame, dict]:
@@ -445,14 +456,14 @@ def campaign_summary(
     for sidecar in inputs.samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
     summary = summary_sampler_columns(summary_table(table, requested, inputs.thresholds()), table)
-    summary = with_failed_batch_counts(summary, failed_batches(inputs.samples, inputs.relaxed))
+    summary = with_failed_batch_counts(summary, inputs.failed)
     summary["model"] = summary["generator"].map(generator_models(inputs.samples)).fillna("")
     dedup_settings = inputs.dedup[1]
-    reference = inputs.novelty[0][1]["reference"] if inputs.novelty else {}
+    reference = inputs.reference
     stamp = {
         "relaxer": "; ".join(
             f"{r['backend']} {r.get('model', '')} {r.get('checkpoint_sha256', '')[:12]}".strip()
-            for r in unique_relaxers(inputs)
+            for r in inputs.relaxers
         ),
         "matcher": " ".join(f"{k}={v}" for k, v in dedup_settings["matcher"].items()),
         "reference_sha256": reference.get("sha256", "")[:12],
@@ -471,10 +482,10 @@ def settings_used(inputs: MetricsInputs, settings: dict) -> dict:
     return {
         "generators": {s["generator"]: {"backend": s["backend"], "settings": s["settings"]} for s in samples},
         "seeds": {f"{s['generator']}/{s['batch']}": s["seed"] for s in samples},
-        "relax": unique_relaxers(inputs),
+        "relax": inputs.relaxers,
         "validity": inputs.validity[0][1]["validity"] if inputs.validity else {},
         "matcher": inputs.dedup[1]["matcher"],
-        "reference": novelty[0][1]["reference"] if novelty else {},
+        "reference": inputs.reference,
         "stability": {k: v for k, v in stability[0][1].items() if k not in ("relaxer", "mp")}
         if stability
         else {},
@@ -485,7 +496,7 @@ def settings_used(inputs: MetricsInputs, settings: dict) -> dict:
             for chemsys, why in r["failed"].items()
         },
         "metrics": settings,
-        "failed_batches": failed_batches(samples, inputs.relaxed),
+        "failed_batches": inputs.failed,
         "fit_calls": {
             "dedup": inputs.dedup[1]["fit_calls"],
             "novelty": sum(s["fit_calls"] for _, s in novelty),

@@ -286,19 +286,13 @@ def relaxation_steps_figure(structures: pd.DataFrame, summary: pd.DataFrame, max
     return figure
 
 
-def format_value(value) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def summary_html(summary: pd.DataFrame, definitions: dict[str, str], campaign: str) -> str:
     """The summary as a standalone HTML page: one row per metric (with its definition), one column
     per generator; stability rows say "not computed" when no step computed them; then the settings."""
     numeric = list(summary.select_dtypes("number").columns)
     settings = [column for column in summary.columns if column not in numeric and column != "generator"]
     rows = summary.set_index("generator")
-    table = {column: [format_value(value) for value in rows[column]] for column in numeric}
+    table = {column: [tables.cell(value) for value in rows[column]] for column in numeric}
     table.update({c: [NOT_COMPUTED] * len(rows) for c in STABILITY_SUMMARY if c not in table})
     stamps = [f"{column}: {'; '.join(summary[column].dropna().astype(str).unique())}" for column in settings]
     return tables.page(

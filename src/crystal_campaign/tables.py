@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 STYLE = (
@@ -11,6 +12,13 @@ STYLE = (
     "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right} th{background:#eee}"
     "td:first-child,td:last-child{text-align:left}"
 )
+
+
+def cell(value) -> str:
+    """A table cell: floats to 3 decimals, NaN as ``n/a``."""
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
 
 
 def row(cells: Sequence[str], tag: str = "td") -> str:
