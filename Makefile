@@ -46,7 +46,13 @@ lint: $(BIN)/activate
 test: $(BIN)/activate lint
 	bash .ci/stages
 
-test-fast: $(BIN)/activate
+# Debian's Chromium for the report's browser test (tests/test_plots.py); apt-get needs root.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+test-fast: $(BIN)/activate $(CHROMIUM)
 	$(BIN)/pytest -m "not mattergen and not slurm and not resume"
 
 # Builds the separate CPU MatterGen environment (a no-op when it is up to date), then its tests.

@@ -103,3 +103,4 @@ localrules:
     metrics,
     candidates,
     plots,
+    hulls,

@@ -48,3 +48,43 @@ rule plots:
         "../envs/campaign.yaml"
     script:
         "../scripts/plots.py"
+
+
+# Phase diagrams of the campaign's binary and ternary systems from the stability step's own
+# reference entries and energy basis, and the per-system table (hulls.py).
+rule hulls:
+    input:
+        structures=rules.metrics.output.structures,
+        reference=rules.reference.output.structures,
+        energies=rules.reference_energies.output.structures if SELF_CONSISTENT else [],
+    output:
+        figures=report(
+            directory(f"{RESULTS}/plots/hulls"),
+            patterns=["{system}.png"],
+            caption="../workflow/report/hull.rst",
+            category="5. Chemical systems",
+            subcategory="phase diagrams",
+            labels={"system": "{system}"},
+        ),
+        page=report(
+            f"{RESULTS}/plots/hulls.html",
+            caption="../workflow/report/hull_systems.rst",
+            category="5. Chemical systems",
+            subcategory="table",
+            labels={"table": "chemical systems"},
+        ),
+        table=f"{RESULTS}/hulls/systems.parquet",
+    params:
+        plots=config["plots"],
+        campaign=config["campaign"],
+    log:
+        f"{RESULTS}/logs/hulls.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hulls.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/hulls.py"

@@ -27,7 +27,15 @@ def nacl() -> Structure:
 
 # What one new or changed batch plans: its per-batch jobs, then the campaign's aggregation.
 PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
-AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "all": 1}
+AGGREGATION_JOBS = {
+    "dedup_shard": 4,
+    "dedup": 1,
+    "metrics": 1,
+    "candidates": 1,
+    "plots": 1,
+    "hulls": 1,
+    "all": 1,
+}
 
 
 def batch_jobs(n_batches: int) -> dict[str, int]:

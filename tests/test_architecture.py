@@ -42,7 +42,7 @@ LAYERS = [
     ["generators", "relax.chgnet", "relax.mace"],
     ["relax", "jobs", "metrics", "candidates", "plots"],
     ["stability", "config", "status"],
-    ["prefetch"],
+    ["prefetch", "hulls"],
     ["cli"],
 ]
 LAYER = {module: index for index, modules in enumerate(LAYERS) for module in modules}

@@ -64,6 +64,18 @@ def test_mp_campaign_prefetches_then_runs_offline_with_novelty_stability_and_can
     assert summary.loc["all", "include_gnome"] in (False, "false")
     assert summary.loc["all", "energy_basis"] == "mp"
 
+    # The hull views read the same cached MP entries, offline, on the same (MP2020) basis.
+    systems, _ = io.read_table(campaign.results / "hulls" / "systems.parquet")
+    nacl = systems[systems["system"] == "Cl-Na"].set_index("formula")
+    assert "mp:mp-22862" in nacl.loc["NaCl", "reference_phases"] and nacl.loc["NaCl", "n_generated"] == 2
+    assert (campaign.results / "plots" / "hulls" / "Cl-Na.png").stat().st_size > 0
+    magnesia = systems[systems["system"] == "Mg-O"]
+    assert magnesia["hull_reason"].str.startswith("reference entries unavailable for Mg").all()
+    page = (campaign.results / "plots" / "hulls.html").read_text()
+    assert (
+        "energy basis: mp (Materials Project GGA/GGA+U entries, database 2025.09.25, correction none)" in page
+    )
+
     index = pd.read_csv(campaign.results / "candidates" / "index.csv")
     assert index["id"].tolist() == [rows.loc[1, "id"]]  # the only novel one; metastable within 5 eV/atom
     assert (

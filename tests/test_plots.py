@@ -19,6 +19,7 @@ from docutils.core import publish_parts
 
 from conftest import REPO, Campaign, run_with_imported_examples
 from crystal_campaign import io, metrics, plots
+from crystal_campaign.config import validate_config
 
 pytestmark = pytest.mark.workflow
 
@@ -257,13 +258,18 @@ def report_variable(page: str, name: str):
     return json.loads(match.group(1))
 
 
-def rendered_caption(path: Path, config: dict) -> str:
+def rendered_caption(path: Path, config: dict, **wildcards: str) -> str:
     """A caption as Snakemake renders it: Jinja2 with the `snakemake` object, then reStructuredText."""
     text = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(path.read_text())
-    return publish_parts(text.render(snakemake=SimpleNamespace(config=config)), writer="html")["body"]
+    snakemake = SimpleNamespace(config=config, wildcards=SimpleNamespace(**wildcards))
+    return publish_parts(text.render(snakemake=snakemake), writer="html")["body"]
 
 
-def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(campaign):
+def hull_systems(campaign: Campaign) -> list[str]:
+    return sorted(path.stem for path in (campaign.results / "plots" / "hulls").glob("*.png"))
+
+
+def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(campaign, monkeypatch):
     campaign.snakemake("--report", "report.html")
     page = (campaign.root / "report.html").read_text()
 
@@ -273,14 +279,27 @@ def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(c
 
     results = report_variable(page, "results")
     prefix = f"results/{CONFIG['campaign']}/plots"
-    tables = {f"{prefix}/summary.html", f"{prefix}/candidates.html"}
-    assert set(results) == {f"{prefix}/{name}.png" for name in FIGURES} | tables
+    tables = {f"{prefix}/summary.html", f"{prefix}/candidates.html", f"{prefix}/hulls.html"}
+    systems = hull_systems(campaign)
+    assert systems  # Cl-Na at least: the embedded reference has both end-members and NaCl
+    hull_figures = {f"{prefix}/hulls/{system}.png": system for system in systems}
+    assert set(results) == {f"{prefix}/{name}.png" for name in FIGURES} | tables | set(hull_figures)
+    monkeypatch.chdir(campaign.root)  # import paths are relative to it
+    config = validate_config(CONFIG)  # captions see the config with its defaults, as Snakemake's report does
+    captions = {"hulls": "hull_systems"}
     for path, result in results.items():
         assert result["data_uri"].startswith(f"data:{result['mime_type']};")
-        name = Path(path).stem
-        assert result["caption"] == rendered_caption(CAPTIONS / f"{name}.rst", CONFIG), name
+        if path in hull_figures:
+            expected = rendered_caption(CAPTIONS / "hull.rst", config, system=hull_figures[path])
+            assert hull_figures[path] in expected and "self_consistent" in expected
+        else:
+            name = Path(path).stem
+            expected = rendered_caption(CAPTIONS / f"{captions.get(name, name)}.rst", config)
+        assert result["caption"] == expected, path
         assert "<img" not in result["caption"] and "http" not in result["caption"]
-    assert report_variable(page, "categories") == {
+    categories = report_variable(page, "categories")
+    categories["5. Chemical systems"]["phase diagrams"].sort()  # in the order the folder lists them
+    assert categories == {
         "1. Summary": {"table": [f"{prefix}/summary.html"], "candidates": [f"{prefix}/candidates.html"]},
         "2. Metrics": {"rates": [f"{prefix}/rates.png"], "stability": [f"{prefix}/e_hull.png"]},
         "3. Structures": {
@@ -289,6 +308,7 @@ def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(c
             "composition": [f"{prefix}/elements.png"],
         },
         "4. Relaxation": {"steps": [f"{prefix}/relaxation_steps.png"]},
+        "5. Chemical systems": {"phase diagrams": sorted(hull_figures), "table": [f"{prefix}/hulls.html"]},
     }
 
     summary_uri = results[f"{prefix}/summary.html"]["data_uri"]
@@ -300,3 +320,96 @@ def test_snakemake_report_is_self_contained_with_every_caption_and_the_summary(c
         == (campaign.results / "plots" / "rates.png").read_bytes()
     )
     assert "Campaign <strong>plots</strong>" in report_variable(page, "workflow_desc")
+
+
+def test_hull_table_of_the_campaign_agrees_with_its_per_structure_table(campaign, tables):
+    structures, _, settings = tables
+    systems, recorded = io.read_table(campaign.results / "hulls" / "systems.parquet")
+    assert recorded["stability"] == settings["stability"] and recorded["plots"]["hull_systems"] == 12
+    assert sorted(recorded["systems"]) == sorted(set(systems["system"]))
+    assert hull_systems(campaign) == sorted(set(systems.loc[systems["hull_reason"].isna(), "system"]))
+    evaluated = structures[structures["evaluated"]]
+    for (system, formula), row in systems.set_index(["system", "formula"]).iterrows():
+        elements = set(system.split("-"))
+        inside = evaluated[[set(c.split("-")) <= elements for c in evaluated["chemsys"]]]
+        mine = inside[inside["formula"] == formula]
+        assert row["n_generated"] == len(mine), (system, formula)
+        assert row["n_on_or_below_hull"] == int((mine["e_above_hull"] <= 1e-6).sum())
+        if mine["e_above_hull"].notna().any():
+            best = mine.loc[mine["e_above_hull"].idxmin()]
+            assert (row["best_id"], row["best_e_above_hull"]) == (best["id"], best["e_above_hull"])
+    # Formation energies are the stability step's points on the same diagram.
+    placed = evaluated[evaluated["formation_energy_per_atom"].notna()]
+    assert len(placed) and placed["e_above_hull"].notna().all()
+
+
+CHROMIUM = "/usr/bin/chromium"
+# As root, in a closed network: no sandbox, and none of Chromium's own background connections.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def show_result(page, url: str, category: str, subcategory: str, label: str) -> None:
+    """Open the report and click through its menu to one result, as a reader would."""
+    page.goto(url)
+    page.get_by_role("link", name=category, exact=True).click()
+    page.get_by_role("link", name=subcategory, exact=True).click()
+    row = page.locator("tr", has=page.get_by_text(label, exact=True))
+    row.locator("a[iconname=eye]").click()
+
+
+def test_report_renders_summary_candidates_and_hull_figures_in_a_real_browser(campaign, tmp_path):
+    """Debian's Chromium, headless (make test-fast installs it), through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: make test-fast installs it"
+    report = tmp_path / "report.html"
+    campaign.snakemake("--report", str(report))
+    url = report.as_uri()
+    system = hull_systems(campaign)[0]
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        show_result(page, url, "1. Summary", "table", "summary")
+        summary = page.frame_locator("iframe")
+        assert summary.locator("h3").inner_text() == f"Campaign {CONFIG['campaign']}: summary"
+        assert summary.locator("tbody tr").filter(has_text="frac_sun").count() == 1
+
+        show_result(page, url, "1. Summary", "candidates", "candidates")
+        candidates = page.frame_locator("iframe")
+        headings = candidates.locator("thead th").all_inner_texts()
+        assert headings[:5] == ["rank", "id", "formula", "space group", "E_hull (eV/atom)"]
+        index = pd.read_csv(campaign.results / "candidates" / "index.csv")
+        assert candidates.locator("tbody tr").count() == len(index)
+
+        show_result(page, url, "5. Chemical systems", "table", "chemical systems")
+        assert page.frame_locator("iframe").locator("tbody tr").filter(has_text=system).count() >= 1
+
+        show_result(page, url, "5. Chemical systems", "phase diagrams", system)
+        figure = page.locator("img[src^='data:image/png']")
+        figure.wait_for()
+        decoded = page.evaluate(
+            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+        )
+        assert decoded and all(complete and width > 0 for complete, width, _ in decoded)
+        shown = figure.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+        assert shown == png_size(campaign.results / "plots" / "hulls" / f"{system}.png")
+        page.screenshot(path=tmp_path / "hull.png")
+        browser.close()
+    assert errors == []
+    assert (tmp_path / "hull.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> list[int]:
+    """Width and height from a PNG's header."""
+    header = path.read_bytes()[16:24]
+    return [int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")]

@@ -68,6 +68,12 @@ def test_rows_flag_stable_metastable_and_give_reasons_for_structures_without_ene
     assert table["metastable"].tolist() == [True, True, False, False, False]
     assert table.loc["failed", "e_above_hull_reason"] == "not evaluated: exploded"
     assert table.loc["disordered", "e_above_hull_reason"] == "no energy: relaxation skipped (disordered)"
+    # The point each structure is on its diagram, worked out by hand: the Na-Cl tie-line is at
+    # -1.5 eV/atom at NaCl's composition.
+    assert table["hull_energy_per_atom"].round(6).tolist()[:3] == [-2.5, -2.35, -2.0]
+    assert table["formation_energy_per_atom"].round(6).tolist()[:3] == [-1.0, -0.85, -0.5]
+    no_point = table.loc[["failed", "disordered"], ["hull_energy_per_atom", "formation_energy_per_atom"]]
+    assert no_point.isna().all(axis=None)
 
 
 def test_mp2020_entry_gets_gga_plus_u_and_anion_corrections_only_when_asked():

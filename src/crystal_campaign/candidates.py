@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 from pymatgen.io.cif import CifWriter
@@ -82,25 +80,21 @@ def write_candidates(
     structures, settings = io.read_table(structures_path)
     index = candidates_table(structures)
     wanted = dict(zip(index["id"], index["cif"], strict=True))
-    output = Path(output_dir)
-    staging = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "cif").mkdir(parents=True)
-    for path in relaxed_paths:
-        for record in io.read_records(path):
-            if record["id"] in wanted:
-                CifWriter(record["structure"]).write_file(staging / wanted[record["id"]])
-    index.to_csv(staging / "index.csv", index=False)
-    io.write_json(
-        staging / "settings.json",
-        {
-            "stability": settings.get("stability", {}),
-            "reference": settings.get("reference", {}),
-            "n_sun": int(index["sun"].sum()),
-            "n_msun": len(index),
-        },
-    )
-    shutil.rmtree(output, ignore_errors=True)
-    staging.rename(output)
+    with io.replaced_folder(output_dir) as staging:
+        (staging / "cif").mkdir()
+        for path in relaxed_paths:
+            for record in io.read_records(path):
+                if record["id"] in wanted:
+                    CifWriter(record["structure"]).write_file(staging / wanted[record["id"]])
+        index.to_csv(staging / "index.csv", index=False)
+        io.write_json(
+            staging / "settings.json",
+            {
+                "stability": settings.get("stability", {}),
+                "reference": settings.get("reference", {}),
+                "n_sun": int(index["sun"].sum()),
+                "n_msun": len(index),
+            },
+        )
     with io.atomic_path(html_path) as tmp:
         tmp.write_text(candidates_html(index, settings, campaign))

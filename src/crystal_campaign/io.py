@@ -12,6 +12,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -132,6 +133,22 @@ class Progress:
 
 # Scheduler facts every job log starts with, so a log proves where and how its job ran.
 ENVIRONMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
+
+
+@contextlib.contextmanager
+def replaced_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; it replaces ``path`` as a whole only if the
+    block succeeds, so a folder output is never half old, half new."""
+    folder = Path(path)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def environment_line() -> str:

@@ -53,6 +53,8 @@ UNITS = {
     "energy": "eV",
     "energy_per_atom": "eV/atom",
     "e_above_hull": "eV/atom",
+    "hull_energy_per_atom": "eV/atom",
+    "formation_energy_per_atom": "eV/atom",
     "stability_threshold": "eV/atom",
     "metastable_threshold": "eV/atom",
     "max_force": "eV/Å",

@@ -35,6 +35,8 @@ COLUMNS = [
     "decomposition",
     "stable",
     "metastable",
+    "hull_energy_per_atom",
+    "formation_energy_per_atom",
 ]
 
 
@@ -114,6 +116,11 @@ class Hulls:
         )
         return float(e_hull), products, None
 
+    def formation_energy(self, entry: ComputedEntry) -> float:
+        """Formation energy per atom (eV) against the end-members of the entry's own diagram."""
+        diagram = self.diagram(entry.composition.chemical_system)
+        return math.nan if isinstance(diagram, str) else float(diagram.get_form_energy_per_atom(entry))
+
 
 def energy_problem(record: dict) -> str | None:
     """Why a relaxed record has no usable energy, or None."""
@@ -137,7 +144,9 @@ def record_energy(record: dict) -> float:
 def stability_rows(
     records: Sequence[dict], hulls: Hulls, settings: dict, correction: str | None
 ) -> pd.DataFrame:
-    """One row per record: E_hull, reason, decomposition and the threshold flags.
+    """One row per record: E_hull, reason, decomposition, the threshold flags, and the point the
+    structure is on its phase diagram (energy per atom as the hull sees it, after any correction,
+    and formation energy per atom), which the hull figures draw.
 
     ``correction`` is None for the self-consistent basis (plain composition + energy entries),
     else ``mp2020`` or ``none`` for MP-compatible entries.
@@ -145,7 +154,7 @@ def stability_rows(
     rows = []
     for record in records:
         reason = energy_problem(record)
-        e_hull, products = math.nan, None
+        e_hull, products, hull_energy, formation = math.nan, None, math.nan, math.nan
         if reason is None:
             structure = record["structure"]
             if correction is None:
@@ -156,6 +165,7 @@ def stability_rows(
                 reason = "MP2020 compatibility rejected the entry"
             else:
                 e_hull, products, reason = hulls.e_above_hull(entry)
+                hull_energy, formation = entry.energy_per_atom, hulls.formation_energy(entry)
         rows.append(
             {
                 "id": record["id"],
@@ -164,6 +174,8 @@ def stability_rows(
                 "decomposition": products,
                 "stable": bool(e_hull <= settings["threshold"]),
                 "metastable": bool(e_hull <= settings["metastable_threshold"]),
+                "hull_energy_per_atom": hull_energy,
+                "formation_energy_per_atom": formation,
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -209,6 +221,16 @@ def mp_hulls(reference_sidecar: dict, systems: Iterable[str]) -> tuple[Hulls, li
     return Hulls([e for data in found for e in materials_project.reference_entries(data)], failed), used
 
 
+def reference_hulls(
+    energy_basis: str, reference_path: str, energies_path: str | None, systems: Iterable[str]
+) -> tuple[Hulls, list[dict]]:
+    """The reference hulls of ``energy_basis`` (and the MP sources used): the stability step's and
+    the hull figures', so both place a structure on the same diagram."""
+    if energy_basis == "self_consistent":
+        return Hulls(self_consistent_entries(energies_path)), []
+    return mp_hulls(io.read_json(io.sidecar_path(reference_path)), systems)
+
+
 def run_stability_job(
     relaxed_path: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
 ) -> None:
@@ -216,18 +238,17 @@ def run_stability_job(
     batch = io.read_sidecar(relaxed_path)
     relaxer = batch["relaxer"]
     recorded = {"stability": settings, "relaxer": relaxer}
+    systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
+    hulls, used = reference_hulls(settings["energy_basis"], reference_path, energies_path, systems)
     if settings["energy_basis"] == "self_consistent":
         energies = io.read_sidecar(energies_path)
         # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
         same_potential = energies["relaxer"].get("checkpoint_sha256") == relaxer.get("checkpoint_sha256")
         if not same_potential and not batch["failed"]:
             raise ValueError("reference energies were computed with another potential than this batch")
-        hulls, correction = Hulls(self_consistent_entries(energies_path)), None
+        correction = None
         recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
     else:
-        reference = io.read_json(io.sidecar_path(reference_path))
-        systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
-        hulls, used = mp_hulls(reference, systems)
         correction = resolve_correction(settings, relaxer)
         recorded |= {"energy_basis": "mp", "energy_correction": correction, "mp": used}
     table = stability_rows(records, hulls, settings, correction)

@@ -27,7 +27,7 @@ ON_GPU = {
     "relax": {**SMALL["relax"], "resources": {"mem_mb": 2500}},
 }
 # SLURM jobs of the campaign, per rule (2 batches, 4 dedup shards); validity, reference, metrics,
-# candidates and plots stay local.
+# candidates, plots and hulls stay local.
 CLUSTER_JOBS = {
     "sample": 2,
     "relax": 2,
