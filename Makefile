@@ -17,7 +17,7 @@ $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,mace,mp,slurm,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,chemeleon,dft,mace,mp,slurm,dev]"
 	touch $@
 
 # The config is checked first (one line per problem, before Snakemake reads it); the console shows

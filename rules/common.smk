@@ -104,3 +104,4 @@ localrules:
     candidates,
     plots,
     hulls,
+    dft_inputs,

@@ -32,6 +32,7 @@ AGGREGATION_JOBS = {
     "dedup": 1,
     "metrics": 1,
     "candidates": 1,
+    "dft_inputs": 1,
     "plots": 1,
     "hulls": 1,
     "all": 1,

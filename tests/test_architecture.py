@@ -40,7 +40,7 @@ LAYERS = [
         "relax.none",
     ],
     ["generators", "relax.chgnet", "relax.mace"],
-    ["relax", "jobs", "metrics", "candidates", "plots"],
+    ["relax", "jobs", "metrics", "candidates", "plots", "dft"],
     ["stability", "config", "status"],
     ["prefetch", "hulls"],
     ["cli"],

@@ -7,6 +7,9 @@ import re
 
 import pandas as pd
 import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+from pymatgen.io.vasp import Poscar
 
 from conftest import Campaign, batch_jobs, run_with_imported_examples
 from crystal_campaign import io
@@ -183,6 +186,22 @@ def test_report_table_of_candidates_says_how_each_relaxation_ended(campaign):
         assert f"<td>{row.e_above_hull:.3f}</td><td>{row.generator}</td><td>{row.status}</td>" in page
 
 
+def test_candidates_say_which_potential_and_energy_basis_and_go_to_dft(campaign):
+    index = pd.read_csv(campaign.results / "candidates" / "index.csv")
+    assert len(index) and (index["relaxer"] == "chgnet 0.3.0").all()
+    assert (index["e_above_hull_basis"] == "self_consistent").all()
+    handed = pd.read_csv(campaign.results / "dft" / "index.csv")
+    assert handed["id"].tolist() == index["id"].tolist()
+    assert handed["converged"].tolist() == index["converged"].tolist()
+    matcher = StructureMatcher()
+    for cif, folder in zip(index["cif"], handed["folder"], strict=True):
+        written = campaign.results / "dft" / folder
+        assert {"INCAR", "KPOINTS", "POSCAR", "POTCAR.spec"} <= {p.name for p in written.iterdir()}
+        candidate = Structure.from_file(campaign.results / "candidates" / cif)
+        assert matcher.fit(Poscar.from_file(written / "POSCAR").structure, candidate)
+    assert (campaign.results / "dft" / "flow.json").stat().st_size > 0
+
+
 def test_rerunning_a_finished_campaign_does_nothing(campaign):
     assert campaign.planned_jobs() == {}
 
@@ -201,6 +220,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "novelty": 4,
                 "metrics": 1,
                 "candidates": 1,
+                "dft_inputs": 1,
                 "plots": 1,
                 "hulls": 1,
                 "all": 1,
@@ -209,20 +229,42 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         (
             "matching",
             {"shards": 2},
-            {"dedup_shard": 2, "dedup": 1, "metrics": 1, "candidates": 1, "plots": 1, "hulls": 1, "all": 1},
+            {
+                "dedup_shard": 2,
+                "dedup": 1,
+                "metrics": 1,
+                "candidates": 1,
+                "dft_inputs": 1,
+                "plots": 1,
+                "hulls": 1,
+                "all": 1,
+            },
         ),
         (
             "validity",
             {"min_distance": 0.6},
-            {"validity": 4, "metrics": 1, "candidates": 1, "plots": 1, "hulls": 1, "all": 1},
+            {"validity": 4, "metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1},
         ),
-        ("metrics", {"symprec": 0.01}, {"metrics": 1, "candidates": 1, "plots": 1, "hulls": 1, "all": 1}),
+        (
+            "metrics",
+            {"symprec": 0.01},
+            {"metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1},
+        ),
         (
             "stability",
             {"threshold": 0.05},
-            {"stability": 4, "metrics": 1, "candidates": 1, "plots": 1, "hulls": 1, "all": 1},
+            {
+                "stability": 4,
+                "metrics": 1,
+                "candidates": 1,
+                "dft_inputs": 1,
+                "plots": 1,
+                "hulls": 1,
+                "all": 1,
+            },
         ),
         ("plots", {"dpi": 100}, {"plots": 1, "hulls": 1, "all": 1}),
+        ("dft", {"input_set": "MPScanRelaxSet"}, {"dft_inputs": 1, "all": 1}),
         (
             "reference",
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
@@ -234,6 +276,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "stability": 4,
                 "metrics": 1,
                 "candidates": 1,
+                "dft_inputs": 1,
                 "plots": 1,
                 "hulls": 1,
                 "all": 1,

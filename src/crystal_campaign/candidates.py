@@ -24,6 +24,8 @@ INDEX_COLUMNS = [
     "converged",
     "n_steps",
     "max_force",
+    "relaxer",
+    "e_above_hull_basis",
     "n_sites",
     "energy_per_atom",
     "class_all",
@@ -40,14 +42,31 @@ REPORT_COLUMNS = [
     ("status", "relaxation"),
     ("n_steps", "steps"),
     ("max_force", "max force (eV/Å)"),
+    ("relaxer", "relaxer"),
 ]
 
 
-def candidates_table(structures: pd.DataFrame) -> pd.DataFrame:
-    """Metastable S.U.N. rows (S.U.N. ones included), lowest E_hull first; ties keep campaign order."""
+def energy_basis_label(settings: dict) -> str:
+    """The E_hull basis as the index states it: ``self_consistent``, or ``mp`` with its correction."""
+    stability = settings.get("stability", {})
+    basis = stability.get("energy_basis", "not computed")
+    return f"mp ({stability.get('energy_correction', '?')})" if basis == "mp" else basis
+
+
+def relaxer_label(relaxer: dict) -> str:
+    return " ".join(str(relaxer[key]) for key in ("backend", "model") if relaxer.get(key))
+
+
+def candidates_table(
+    structures: pd.DataFrame, settings: dict | None = None, relaxers: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Metastable S.U.N. rows (S.U.N. ones included), lowest E_hull first; ties keep campaign order.
+    ``relaxers`` maps an id to the potential that relaxed it; ``settings`` are the table's own."""
     if "msun" not in structures:  # a campaign without any batch has no stability columns
         return pd.DataFrame(columns=INDEX_COLUMNS)
     chosen = structures[structures["msun"]].copy()
+    chosen["relaxer"] = chosen["id"].map(relaxers or {})
+    chosen["e_above_hull_basis"] = energy_basis_label(settings or {})
     chosen["order"] = range(len(chosen))
     chosen = chosen.sort_values(["e_above_hull", "order"], kind="stable")
     chosen["rank"] = range(1, len(chosen) + 1)
@@ -78,14 +97,18 @@ def write_candidates(
     """``output_dir``/index.csv and one CIF per candidate (the folder is replaced as a whole), and
     the report's candidates table at ``html_path``."""
     structures, settings = io.read_table(structures_path)
-    index = candidates_table(structures)
-    wanted = dict(zip(index["id"], index["cif"], strict=True))
+    wanted = set(structures.loc[structures["msun"], "id"]) if "msun" in structures else set()
+    found, relaxers = {}, {}
+    for path in relaxed_paths:
+        relaxer = relaxer_label(io.read_sidecar(path)["relaxer"])
+        for record in io.read_records(path):
+            if record["id"] in wanted:
+                found[record["id"]], relaxers[record["id"]] = record["structure"], relaxer
+    index = candidates_table(structures, settings, relaxers)
     with io.replaced_folder(output_dir) as staging:
         (staging / "cif").mkdir()
-        for path in relaxed_paths:
-            for record in io.read_records(path):
-                if record["id"] in wanted:
-                    CifWriter(record["structure"]).write_file(staging / wanted[record["id"]])
+        for sid, cif in zip(index["id"], index["cif"], strict=True):
+            CifWriter(found[sid]).write_file(staging / cif)
         index.to_csv(staging / "index.csv", index=False)
         io.write_json(
             staging / "settings.json",
