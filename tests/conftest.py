@@ -27,16 +27,9 @@ def nacl() -> Structure:
 
 # What one new or changed batch plans: its per-batch jobs, then the campaign's aggregation.
 PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
-AGGREGATION_JOBS = {
-    "dedup_shard": 4,
-    "dedup": 1,
-    "metrics": 1,
-    "candidates": 1,
-    "dft_inputs": 1,
-    "plots": 1,
-    "hulls": 1,
-    "all": 1,
-}
+# The metrics job and everything that reads its tables.
+FROM_METRICS = {"metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1}
+AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, **FROM_METRICS}
 
 
 def batch_jobs(n_batches: int) -> dict[str, int]:

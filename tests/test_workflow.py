@@ -11,7 +11,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from pymatgen.io.vasp import Poscar
 
-from conftest import Campaign, batch_jobs, run_with_imported_examples
+from conftest import FROM_METRICS, Campaign, batch_jobs, run_with_imported_examples
 from crystal_campaign import io
 
 pytestmark = pytest.mark.workflow
@@ -212,56 +212,27 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         (
             "matching",
             {"ltol": 0.25},
-            {
-                "reduce": 4,
-                "dedup_shard": 4,
-                "dedup": 1,
-                "reference_reduced": 1,
-                "novelty": 4,
-                "metrics": 1,
-                "candidates": 1,
-                "dft_inputs": 1,
-                "plots": 1,
-                "hulls": 1,
-                "all": 1,
-            },
+            {"reduce": 4, "dedup_shard": 4, "dedup": 1, "reference_reduced": 1, "novelty": 4, **FROM_METRICS},
         ),
         (
             "matching",
             {"shards": 2},
-            {
-                "dedup_shard": 2,
-                "dedup": 1,
-                "metrics": 1,
-                "candidates": 1,
-                "dft_inputs": 1,
-                "plots": 1,
-                "hulls": 1,
-                "all": 1,
-            },
+            {"dedup_shard": 2, "dedup": 1, **FROM_METRICS},
         ),
         (
             "validity",
             {"min_distance": 0.6},
-            {"validity": 4, "metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1},
+            {"validity": 4, **FROM_METRICS},
         ),
         (
             "metrics",
             {"symprec": 0.01},
-            {"metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1},
+            FROM_METRICS,
         ),
         (
             "stability",
             {"threshold": 0.05},
-            {
-                "stability": 4,
-                "metrics": 1,
-                "candidates": 1,
-                "dft_inputs": 1,
-                "plots": 1,
-                "hulls": 1,
-                "all": 1,
-            },
+            {"stability": 4, **FROM_METRICS},
         ),
         ("plots", {"dpi": 100}, {"plots": 1, "hulls": 1, "all": 1}),
         ("dft", {"input_set": "MPScanRelaxSet"}, {"dft_inputs": 1, "all": 1}),
@@ -274,12 +245,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "reference_reduced": 1,
                 "novelty": 4,
                 "stability": 4,
-                "metrics": 1,
-                "candidates": 1,
-                "dft_inputs": 1,
-                "plots": 1,
-                "hulls": 1,
-                "all": 1,
+                **FROM_METRICS,
             },
         ),
         # Scheduling settings rerun nothing.
