@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from crystal_campaign import generators, relax
+from crystal_campaign import generators, relax, rounds
 
 RESULTS = f"results/{config['campaign']}"
 GENERATORS = {generator["name"]: generator for generator in config["generators"]}
@@ -9,10 +9,53 @@ GENERATORS = {generator["name"]: generator for generator in config["generators"]
 wildcard_constraints:
     generator="|".join(GENERATORS),
     batch=r"\d\d\d\d+",
+    round=r"\d+",
+
+
+# Adaptive rounds (rules/rounds.smk): the batches of each round come from its allocation checkpoint.
+ROUNDS = config.get("rounds")
+
+# What an allocation computes from: everything but the number of rounds, so raising it (growing
+# the campaign) never reruns an earlier round's allocation.
+ALLOCATION_SETTINGS = {k: v for k, v in (ROUNDS or {}).items() if k != "n_rounds"}
+
+
+def round_batches(n_rounds):
+    """(round, generator, batch) of rounds < n_rounds, round by round, generators in config order."""
+    found = []
+    for round_index in range(n_rounds):
+        allocated = rounds.read_allocation(checkpoints.allocation.get(round=round_index).output[0])
+        found += [(round_index, name, b) for name in GENERATORS for b in allocated["batches"][name]]
+    return found
+
+
+def yields_inputs(wildcards):
+    """The per-batch outputs of every batch before round ``wildcards.round``, and the allocations."""
+    earlier = round_batches(int(wildcards.round))
+    files = {
+        stage: [f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}" for _, name, batch in earlier]
+        for stage, suffix in (
+            ("reduced", ".pkl"),
+            ("novelty", ".parquet"),
+            ("stability", ".parquet"),
+            ("samples", ".json"),
+            ("relaxed", ".json"),
+        )
+    }
+    return {**files, "allocations": allocation_files(int(wildcards.round))}
+
+
+def allocation_files(n_rounds):
+    return [f"{RESULTS}/rounds/allocation_{r}.json" for r in range(n_rounds)]
 
 
 def campaign_files(stage, suffix):
-    """One file per batch, in campaign order: config order, then batch index."""
+    """One file per batch, in campaign order: config order, then batch index; with rounds, round
+    by round (an input function, since later rounds' batches are known only once allocated)."""
+    if ROUNDS is not None:
+        return lambda wildcards: [
+            f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}" for _, name, batch in round_batches(ROUNDS["n_rounds"])
+        ]
     return [
         f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}"
         for name, generator in GENERATORS.items()
@@ -105,3 +148,6 @@ localrules:
     plots,
     hulls,
     dft_inputs,
+    allocation,
+    round_yields,
+    rounds_table,

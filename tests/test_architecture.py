@@ -41,7 +41,7 @@ LAYERS = [
     ],
     ["generators", "relax.chgnet", "relax.mace"],
     ["relax", "jobs", "metrics", "candidates", "plots", "dft"],
-    ["stability", "config", "status"],
+    ["stability", "config", "status", "rounds"],
     ["prefetch", "hulls"],
     ["cli"],
 ]

@@ -141,7 +141,20 @@ def _semantic_problems(config: dict) -> list[str]:
         problems += _reference_source_problems(index, source)
     problems += relax.config_problems(config["relax"])
     problems += _stability_problems(config)
+    problems += _rounds_problems(config)
     return problems
+
+
+def _rounds_problems(config: dict) -> list[str]:
+    rounds = config.get("rounds")
+    if rounds is None:
+        return []
+    names = [generator["name"] for generator in config["generators"]]
+    return [
+        f"rounds.first_round.{name}: unknown generator; allowed: {', '.join(names)}"
+        for name in rounds["first_round"]
+        if name not in names
+    ]
 
 
 def _reference_source_problems(index: int, source: str | dict) -> list[str]:

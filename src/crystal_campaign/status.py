@@ -35,10 +35,25 @@ class StageCount:
         return f"{self.done}/{total}" + (f" ({self.failed} failed)" if self.failed else "")
 
 
-def batch_status(results: Path, generator: dict) -> dict[str, StageCount]:
+def allocated_batches(results: Path, name: str) -> list[int]:
+    """A generator's batches in the rounds allocated so far (adaptive rounds: ``rounds/``)."""
+    return [
+        batch
+        for path in sorted((results / "rounds").glob("allocation_*.json"))
+        for batch in io.read_json(path)["batches"].get(name, [])
+    ]
+
+
+def planned_batches(config: dict, results: Path, generator: dict) -> list[int]:
+    if config.get("rounds"):
+        return allocated_batches(results, generator["name"])
+    return list(range(generators.n_batches(generator)))
+
+
+def batch_status(results: Path, generator: dict, batches: list[int]) -> dict[str, StageCount]:
     """Per stage, the generator's batches whose file is there (and, for sample and relax, failed)."""
     counts = {stage: StageCount() for stage, _, _ in BATCH_STAGES}
-    for batch in range(generators.n_batches(generator)):
+    for batch in batches:
         for stage, folder, suffix in BATCH_STAGES:
             path = results / folder / generator["name"] / f"{batch:04d}{suffix}"
             if path.exists():
@@ -54,8 +69,9 @@ def status_lines(config: dict, results_root: str | Path = "results") -> list[str
     header = ["generator", "batches", *(stage for stage, _, _ in BATCH_STAGES)]
     rows = []
     for generator in config["generators"]:
-        total = generators.n_batches(generator)
-        counts = batch_status(results, generator)
+        batches = planned_batches(config, results, generator)
+        total = len(batches)
+        counts = batch_status(results, generator, batches)
         rows.append(
             [generator["name"], str(total), *(counts[stage].cell(total) for stage, _, _ in BATCH_STAGES)]
         )
@@ -64,4 +80,8 @@ def status_lines(config: dict, results_root: str | Path = "results") -> list[str
         f"{name} {'done' if (results / path).exists() else 'missing'}"
         for name, path in CAMPAIGN_OUTPUTS.items()
     )
-    return [f"Campaign {config['campaign']!r} ({results}):", *table, f"campaign outputs: {outputs}"]
+    lines = [f"Campaign {config['campaign']!r} ({results}):", *table, f"campaign outputs: {outputs}"]
+    if config.get("rounds"):
+        allocated = len(list((results / "rounds").glob("allocation_*.json")))
+        lines.append(f"rounds: {allocated} of {config['rounds']['n_rounds']} allocated (batches so far)")
+    return lines

@@ -68,7 +68,10 @@ class ImportBackend(GeneratorBackend):
         return -(-len(matching_files(settings["paths"])) // settings["batch_size"])
 
     def input_files(self, settings: dict, batch: int) -> list[str]:
+        """The files of ``batch``; an arm of adaptive rounds may ask for more batches than the
+        files fill, and cycles through them again (an import yields the same structures)."""
         size = settings["batch_size"]
+        batch %= max(self.n_batches(settings), 1)
         return matching_files(settings["paths"])[batch * size : (batch + 1) * size]
 
     def sample_batch(self, settings: dict, batch: int, seed: int) -> BatchOutput:
