@@ -75,12 +75,11 @@ def allocate(
 ) -> pd.DataFrame:
     """Batches per arm for round ``round_index`` and why: one row per arm with its yields so far,
     posterior, draws won and batches."""
-    rows = pd.DataFrame([asdict(yields.get(arm, ArmYield(arm, 0, 0, 0, 0, 0.0))) for arm in arms]).rename(
-        columns={"batches": "batches_before"}
-    )
+    so_far = [yields.get(arm, ArmYield(arm, 0, 0, 0, 0, 0.0)) for arm in arms]  # untried arms: nothing yet
+    rows = pd.DataFrame([asdict(item) for item in so_far]).rename(columns={"batches": "batches_before"})
     objective, policy = settings["objective"], settings["policy"]
     rows.insert(0, "round", round_index)
-    rows["successes"] = [successes(yields.get(a, ArmYield(a, 0, 0, 0, 0, 0.0)), objective) for a in arms]
+    rows["successes"] = [successes(item, objective) for item in so_far]
     rows["alpha"] = 1 + rows["successes"]
     rows["beta"] = 1 + rows["trials"] - rows["successes"]
     rows["draws_won"] = 0
@@ -91,7 +90,7 @@ def allocate(
         total = settings["batches_per_round"]
         explore = int(settings["explore"] * total)
         split = even_split(arms, explore, start=round_index % len(arms))
-        weights = np.array([per_hour(yields.get(a, ArmYield(a, 0, 0, 0, 0, 0.0)), objective) for a in arms])
+        weights = np.array([per_hour(item, objective) for item in so_far])
         if policy == "thompson":
             rng = np.random.default_rng([settings["seed"], round_index])
             draws = rng.beta(rows["alpha"], rows["beta"], size=(total - explore, len(arms))) * weights
