@@ -96,6 +96,11 @@ def requested_gpus(section):
     return section.get("resources", {}).get("gpus", 1 if on_cuda else 0)
 
 
+def relax_threads(section):
+    """CPU threads of a relax job: a few beside a GPU (the spare ones measure RMSDs meanwhile)."""
+    return section["threads"] or (4 if requested_gpus(section) else 1)
+
+
 def job_resources(section, mem_mb, runtime):
     """SLURM resources of a sampling or relax job: ``section["resources"]`` over the defaults."""
     requested = section.get("resources", {})
@@ -126,9 +131,9 @@ def relax_memory_mb(section):
     """Memory a relax job asks for unless its ``resources`` say: without a GPU, the batched model
     calls take their ``memory_budget_mb`` from the job's own memory, on top of the process (torch,
     the model, the structures)."""
-    if requested_gpus(section) or not section["batched"] or section["backend"] == "none":
+    if requested_gpus(section) or section["engine"] == "per-structure" or section["backend"] == "none":
         return 3000
-    return int(section["memory_budget_mb"]) + 1500
+    return int(section["memory_budget_mb"] or relax.DEFAULT_MEMORY_BUDGET_MB) + 1500
 
 
 RELAX_RESOURCES = {

@@ -10,7 +10,7 @@ rule relax:
         f"{RESULTS}/logs/relax/{{generator}}/{{batch}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/relax/{{generator}}/{{batch}}.tsv"
-    threads: config["relax"]["threads"]
+    threads: relax_threads(config["relax"])
     retries: config["jobs"]["retries"]
     resources:
         **RELAX_RESOURCES,

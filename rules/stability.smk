@@ -14,7 +14,7 @@ rule reference_energies:
         f"{RESULTS}/logs/reference_energies.log",
     benchmark:
         f"{RESULTS}/benchmarks/reference_energies.tsv"
-    threads: config["relax"]["threads"]
+    threads: relax_threads(config["relax"])
     resources:
         **RELAX_RESOURCES,
     conda:

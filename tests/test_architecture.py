@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO
 from crystal_campaign import generators, relax
 from crystal_campaign.generators.base import GeneratorBackend
+from crystal_campaign.relax import engines
 from crystal_campaign.relax.base import RelaxerBackend
 
 PACKAGE = REPO / "src" / "crystal_campaign"
@@ -37,8 +38,11 @@ LAYERS = [
         "generators.mattergen",
         "generators.mattergen_runner",
         "relax.batched",
+        "relax.per_structure",
         "relax.none",
     ],
+    ["relax.torch_sim_engine", "relax.engines"],
+    ["relax.potential"],
     ["generators", "relax.chgnet", "relax.mace"],
     ["relax", "jobs", "metrics", "candidates", "plots", "dft"],
     ["stability", "config", "status", "rounds"],
@@ -104,6 +108,13 @@ def test_generator_backends_come_from_the_registry(name):
 @pytest.mark.parametrize("name", list(relax.BACKEND_MODULES))
 def test_relaxer_backends_come_from_the_registry(name):
     assert isinstance(relax.backend(name), RelaxerBackend)
+
+
+@pytest.mark.parametrize("name", list(engines.ENGINE_MODULES))
+def test_relaxation_engines_come_from_the_registry(name):
+    assert callable(engines.engine(name).relax)
+    with pytest.raises(ValueError, match=r"^unknown relax engine 'lbfgs'; allowed: auto, torch-sim, "):
+        engines.engine("lbfgs")
 
 
 def test_an_unknown_backend_is_one_line_never_a_fallback():

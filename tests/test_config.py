@@ -81,8 +81,17 @@ def test_example_gpu_campaign_is_valid_and_uses_every_real_backend(monkeypatch):
         (
             lambda c: c["relax"].update(optimiser="BFGS"),
             "relax: unknown key 'optimiser'; allowed keys: backend, model, model_path, dtype, fmax, "
-            "max_steps, relax_cell, device, batched, memory_budget_mb, memory_per_atom_mb, threads, "
+            "max_steps, relax_cell, device, engine, memory_budget_mb, memory_per_atom_mb, threads, "
             "max_volume_ratio, resources",
+        ),
+        (
+            lambda c: c["relax"].update(backend="chgnet", engine="torch-sim"),
+            "relax.engine: torch-sim does not drive the chgnet potential; allowed: auto, batched-ase, "
+            "per-structure",
+        ),
+        (
+            lambda c: c["relax"].update(engine="lbfgs"),
+            "relax.engine: 'lbfgs' is not allowed; allowed: auto, torch-sim, batched-ase, per-structure",
         ),
         (
             lambda c: c["relax"].update(backend="vasp"),

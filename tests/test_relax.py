@@ -8,8 +8,8 @@ from ase.calculators.lj import LennardJones
 from pymatgen.core import Lattice, Structure
 
 from conftest import rock_salt
-from crystal_campaign.relax import NoRelaxer, get_relaxer, relax_records, relax_with_ase, rmsd_angstrom
-from crystal_campaign.relax.base import relax_one
+from crystal_campaign.relax import NoRelaxer, get_relaxer, relax_records, rmsd_angstrom
+from crystal_campaign.relax.per_structure import relax_one, relax_with_ase
 
 CHGNET = {
     "backend": "chgnet",
@@ -50,7 +50,7 @@ def test_chgnet_relaxes_rattled_rock_salt(chgnet):
 
 def test_batched_chgnet_takes_the_steps_of_the_per_structure_loop(chgnet):
     structures = [rattled_rock_salt(seed) for seed in range(3)]
-    per_structure = get_relaxer({**CHGNET, "batched": False}).relax(structures)
+    per_structure = get_relaxer({**CHGNET, "engine": "per-structure"}).relax(structures)
     batched = chgnet.relax(structures)
     assert chgnet.last_stats.model_calls == max(r.n_steps for r in batched) + 1
     for alone, together in zip(per_structure, batched, strict=True):

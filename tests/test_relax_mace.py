@@ -1,7 +1,9 @@
-"""MACE relaxation through the real loading paths, batched vs per-structure, memory splits, explosions."""
+"""MACE relaxation through the real loading paths: every engine against the per-structure loop,
+in-flight batching, memory splits, explosions."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import shutil
@@ -11,10 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from conftest import Campaign, rock_salt
 from crystal_campaign import io, relax
+from crystal_campaign.relax.base import RmsdQueue
 from crystal_campaign.relax.batched import pack_by_atom_count
 
 pytest.importorskip("mace")
@@ -81,18 +85,27 @@ class ForwardCounter:
         self.graphs_per_call.append(len(data["ptr"]) - 1)
 
 
+BATCHED_ENGINES = ["batched-ase", "torch-sim"]
+
+
 @pytest.fixture(scope="module")
 def per_structure(tiny_model):
-    return mace_relaxer(tiny_model, batched=False).relax(known_crystals())
+    return mace_relaxer(tiny_model, engine="per-structure").relax(known_crystals())
+
+
+@pytest.fixture(scope="module", params=BATCHED_ENGINES)
+def whole(request, tiny_model):
+    """(engine, results) of a batched engine's relaxation in one batch (the default budget holds all)."""
+    relaxer = mace_relaxer(tiny_model, engine=request.param)
+    results = relaxer.relax(known_crystals())
+    assert relaxer.last_stats.sub_batches == 1 and relaxer.last_stats.splits == 0
+    assert relaxer.settings()["engine"] == request.param
+    return request.param, results
 
 
 @pytest.fixture(scope="module")
 def batched_whole(tiny_model):
-    """Batched relaxation in one sub-batch (the default budget holds all of it)."""
-    relaxer = mace_relaxer(tiny_model)
-    results = relaxer.relax(known_crystals())
-    assert relaxer.last_stats.sub_batches == 1 and relaxer.last_stats.splits == 0
-    return results
+    return mace_relaxer(tiny_model, engine="batched-ase").relax(known_crystals())
 
 
 def assert_same_relaxations(results, expected) -> None:
@@ -104,19 +117,30 @@ def assert_same_relaxations(results, expected) -> None:
         assert np.allclose(a.structure.cart_coords, b.structure.cart_coords, atol=1e-7)
 
 
-def test_batched_and_per_structure_relaxation_agree(per_structure, batched_whole):
+# The fidelity every engine keeps against the per-structure ASE loop (same potential, float64, fmax)
+FIDELITY_MATCHER = StructureMatcher(ltol=0.05, stol=0.05, angle_tol=1)
+
+
+def test_every_engine_relaxes_as_the_per_structure_loop_does(per_structure, whole):
+    _, results = whole
     assert sum(r.n_steps > 10 for r in per_structure) >= 3  # real relaxations, not stops at step 0
-    for alone, together in zip(per_structure, batched_whole, strict=True):
-        assert together.status == alone.status and together.converged == alone.converged
-        assert together.energy_per_atom == pytest.approx(alone.energy_per_atom, abs=1e-4)
-        assert abs(together.n_steps - alone.n_steps) <= 2
+    for alone, together in zip(per_structure, results, strict=True):
+        assert (together.status, together.converged) == (alone.status, alone.converged)
+        assert abs(together.energy_per_atom - alone.energy_per_atom) <= 1e-3
+        assert FIDELITY_MATCHER.fit(together.structure, alone.structure)
         assert together.max_force <= SETTINGS["fmax"]
+        # both run ASE's FIRE and Frechet cell filter step for step: the same trajectory
+        assert together.n_steps == alone.n_steps
+        assert together.energy_per_atom == pytest.approx(alone.energy_per_atom, abs=1e-9)
+        assert together.rmsd == pytest.approx(alone.rmsd, abs=1e-6)
 
 
 def test_one_model_call_per_optimizer_step_per_sub_batch(tiny_model):
     structures = known_crystals()
     sizes = [len(s) for s in structures]
-    relaxer = mace_relaxer(tiny_model, memory_budget_mb=40, memory_per_atom_mb=2.0)  # <= 20 atoms per call
+    relaxer = mace_relaxer(
+        tiny_model, engine="batched-ase", memory_budget_mb=40, memory_per_atom_mb=2.0
+    )  # <= 20 atoms per call
     groups = pack_by_atom_count(sizes, 20)
     assert len(groups) >= 2
     counter = ForwardCounter(relaxer.potential.model)
@@ -135,23 +159,25 @@ def test_one_model_call_per_optimizer_step_per_sub_batch(tiny_model):
 
 
 def test_tiny_memory_budget_splits_into_sub_batches_with_identical_results(tiny_model, batched_whole):
-    tiny = mace_relaxer(tiny_model, memory_budget_mb=8, memory_per_atom_mb=2.0)  # 4 atoms per call
+    tiny = mace_relaxer(tiny_model, engine="batched-ase", memory_budget_mb=8, memory_per_atom_mb=2.0)
     tiny_results = tiny.relax(known_crystals())
     assert tiny.last_stats.sub_batches >= 3
     assert_same_relaxations(tiny_results, batched_whole)
 
 
-def test_out_of_memory_sub_batch_is_split_and_retried_never_lost(tiny_model, batched_whole):
-    relaxer = mace_relaxer(tiny_model)
+def test_out_of_memory_batch_is_shrunk_and_retried_never_lost(tiny_model, whole):
+    engine, undisturbed = whole
+    relaxer = mace_relaxer(tiny_model, engine=engine)
     # out of memory in any call of more than 8 atoms once 5 calls have run: mid-relaxation first
     counter = ForwardCounter(relaxer.potential.model, fail_above_atoms=8, fail_from_call=5)
     results = relaxer.relax(known_crystals())
     counter.handle.remove()
-    assert relaxer.last_stats.splits >= 3
+    assert relaxer.last_stats.splits >= 2
     assert counter.graphs_per_call[:5] == [7] * 5  # the whole batch: first evaluation and 4 steps
-    assert_same_relaxations(results, batched_whole)
+    # torch-sim goes on from where each structure was; batched ASE starts a split sub-batch again
+    assert_same_relaxations(results, undisturbed)
     # a structure too large even alone is a failed row with the reason, the others are kept
-    relaxer = mace_relaxer(tiny_model)
+    relaxer = mace_relaxer(tiny_model, engine=engine)
     counter = ForwardCounter(relaxer.potential.model, fail_above_atoms=7)
     results = relaxer.relax(known_crystals())
     counter.handle.remove()
@@ -163,16 +189,105 @@ def test_out_of_memory_sub_batch_is_split_and_retried_never_lost(tiny_model, bat
     assert sum(r.status == "converged" for r in results) == len(results) - 2
 
 
-def test_exploding_structures_are_stopped_without_stopping_the_batch(tiny_model):
+@pytest.mark.parametrize("engine", BATCHED_ENGINES)
+def test_exploding_structures_are_stopped_without_stopping_the_batch(tiny_model, engine):
     on_one_site = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0]])
     squeezed = rock_salt(4.6).get_primitive_structure()  # expands by more than the allowed factor
     good = known_crystals()[:3]
-    relaxer = mace_relaxer(tiny_model, max_volume_ratio=1.3)
+    relaxer = mace_relaxer(tiny_model, engine=engine, max_volume_ratio=1.3)
     nan, exploded, *kept = relaxer.relax([on_one_site, squeezed, *good])
     assert (nan.status, nan.reason) == ("failed", "non-finite energy or forces")
     assert exploded.status == "failed" and exploded.reason.startswith("exploded: volume changed by a factor")
     assert exploded.n_steps > 0 and exploded.volume_ratio > 1.3
-    assert_same_relaxations(kept, mace_relaxer(tiny_model, max_volume_ratio=1.3).relax(good))
+    assert_same_relaxations(kept, mace_relaxer(tiny_model, engine=engine, max_volume_ratio=1.3).relax(good))
+
+
+def test_in_flight_batching_starts_a_waiting_structure_before_the_slowest_finishes(tiny_model):
+    near = rattled("Na", "Cl", 5.62, (2, 1, 1), 0)  # near equilibrium: a few steps
+    far = sheared(rattled("Na", "Cl", 6.3, (2, 1, 1), 1))  # strained and sheared: many more
+    waiting = rattled("K", "Cl", 6.2, (2, 1, 1), 2)
+    relaxer = mace_relaxer(tiny_model, engine="torch-sim", memory_budget_mb=16, memory_per_atom_mb=2.0)
+    counter = ForwardCounter(relaxer.potential.model)
+    results = relaxer.relax([near, far, waiting])  # 8 atoms in flight: two of the three
+    counter.handle.remove()
+    stats = relaxer.last_stats
+    assert [r.status for r in results] == ["converged"] * 3
+    assert results[0].n_steps < results[1].n_steps
+    # the near one leaves, the waiting one takes its place while the far one still relaxes
+    assert stats.entered == {0: 0, 1: 0, 2: stats.left[0]}
+    assert stats.left[0] < stats.left[1] and stats.entered[2] < stats.left[1]
+    # every structure's own step count: steps since it entered
+    for index, result in enumerate(results):
+        assert result.n_steps == stats.left[index] - stats.entered[index]
+    assert max(counter.graphs_per_call[1:]) == 2  # never more than two in a model call
+
+
+def test_batched_frechet_cell_forces_equal_ase_directional_derivatives():
+    from scipy.linalg import expm_frechet
+
+    from crystal_campaign.relax.torch_sim_engine import frechet_cell_forces
+
+    rng = np.random.default_rng(0)
+    log_deformation = rng.normal(0, 0.1, (5, 3, 3))
+    gradient = rng.normal(0, 1.0, (5, 3, 3))
+    batched = frechet_cell_forces(torch.tensor(log_deformation), torch.tensor(gradient)).numpy()
+    for x, g, forces in zip(log_deformation, gradient, batched, strict=True):
+        # ASE's FrechetCellFilter: one directional derivative per cell component
+        expected = np.zeros((3, 3))
+        for m in range(3):
+            for n in range(3):
+                direction = np.zeros((3, 3))
+                direction[m, n] = 1.0
+                expected[m, n] = np.sum(expm_frechet(x, direction, compute_expm=False) * g)
+        assert np.allclose(forces, expected, atol=1e-12)
+
+
+def random_search_structures(tmp_path: Path) -> list[Structure]:
+    from crystal_campaign import generators
+
+    settings = {
+        "backend": "random",
+        "name": "rs",
+        "batch_size": 6,
+        "chemical_systems": ["Na-Cl"],
+        "min_atoms": 4,
+        "max_atoms": 8,
+        "charge_balanced": True,
+        "max_attempts": 20,
+        "volume_factor": 1.1,
+    }
+    path = tmp_path / "sample.jsonl.gz"
+    generators.sample(settings, "fidelity", 0, str(path))
+    return [r["structure"] for r in io.read_records(str(path)) if r["structure"] is not None]
+
+
+def test_random_search_relaxations_and_rmsd_off_the_critical_path(tiny_model, tmp_path):
+    """Far from equilibrium, where FIRE trajectories may part: the share of matching structures
+    and the |dE| distribution; and RMSDs measured in worker processes equal those measured inline."""
+    structures = random_search_structures(tmp_path)
+    assert len(structures) >= 4
+    settings = {"max_steps": 40, "fmax": 0.1}
+    alone = mace_relaxer(tiny_model, engine="per-structure", **settings).relax(structures)
+    in_flight = mace_relaxer(tiny_model, engine="torch-sim", **settings).relax(structures)
+    pairs = [(a, b) for a, b in zip(alone, in_flight, strict=True) if a.evaluated and b.evaluated]
+    differences = np.array([abs(a.energy_per_atom - b.energy_per_atom) for a, b in pairs])
+    matching = np.mean([FIDELITY_MATCHER.fit(a.structure, b.structure) for a, b in pairs])
+    print(
+        f"random search: |dE| median {np.median(differences):.2e}, max {differences.max():.2e}; "
+        f"matching {matching:.0%}"
+    )
+    assert matching >= 0.75 and np.median(differences) <= 1e-3
+    relaxed = [r.structure for r in in_flight if r.evaluated]
+    queue = RmsdQueue(structures, workers=2)
+    for index, result in enumerate(in_flight):
+        queue.submit(index, result)
+    assert len(queue.pending) == len(relaxed)
+    copies = [dataclasses.replace(r, rmsd=math.nan) for r in in_flight]
+    queue.fill(copies)
+    for initial, result, copy in zip(structures, in_flight, copies, strict=True):
+        if result.evaluated:
+            measured = relax.rmsd_angstrom(initial, result.structure)
+            assert copy.rmsd == pytest.approx(measured, abs=1e-12) and result.rmsd == measured
 
 
 def cache_name(url: str) -> str:
@@ -227,10 +342,11 @@ def test_campaign_relaxes_with_mace_by_name_and_by_file(tiny_model, tmp_path, mo
     relaxed = campaign.results / "relaxed" / "known" / "0000.jsonl.gz"
     recorded = io.read_json(io.sidecar_path(relaxed))["relaxer"]
     sha256 = hashlib.sha256(cached.read_bytes()).hexdigest()
-    assert (recorded["backend"], recorded["model"], recorded["checkpoint_sha256"]) == (
+    assert (recorded["backend"], recorded["model"], recorded["checkpoint_sha256"], recorded["engine"]) == (
         "mace",
         "small",
         sha256,
+        "torch-sim",  # auto, for a potential torch-sim drives
     )
     by_name = io.read_records(str(relaxed))
     assert [r["status"] for r in by_name] == ["converged"] * 4
@@ -239,16 +355,21 @@ def test_campaign_relaxes_with_mace_by_name_and_by_file(tiny_model, tmp_path, mo
     table, used = io.read_table(campaign.results / "metrics" / "structures.parquet")
     assert used["relax"][0]["checkpoint_sha256"] == sha256 and (table["status"] == "converged").all()
 
-    # the same file as a local model: the per-structure loop through MACECalculator, same answers
-    by_file = Campaign(
-        tmp_path / "by_file",
-        {**config, "relax": {**config["relax"], "model_path": str(tiny_model), "batched": False}},
-    )
-    shutil.copytree(crystals, tmp_path / "by_file" / "crystals")
-    by_file.snakemake(str(relaxed.relative_to(campaign.root)))
-    file_records = io.read_records(str(by_file.root / relaxed.relative_to(campaign.root)))
-    for a, b in zip(by_name, file_records, strict=True):
-        assert b["status"] == "converged" and abs(a["n_steps"] - b["n_steps"]) <= 2
-        assert b["energy_per_atom"] == pytest.approx(a["energy_per_atom"], abs=1e-4)
-    recorded = io.read_json(io.sidecar_path(by_file.root / relaxed.relative_to(campaign.root)))["relaxer"]
-    assert (recorded["model"], recorded["checkpoint_sha256"]) == (str(tiny_model), sha256)
+    # the same file as a local model, through the other engines: the same answers
+    for engine in ("per-structure", "batched-ase"):
+        by_file = Campaign(
+            tmp_path / engine,
+            {**config, "relax": {**config["relax"], "model_path": str(tiny_model), "engine": engine}},
+        )
+        shutil.copytree(crystals, by_file.root / "crystals")
+        by_file.snakemake(str(relaxed.relative_to(campaign.root)))
+        file_records = io.read_records(str(by_file.root / relaxed.relative_to(campaign.root)))
+        for a, b in zip(by_name, file_records, strict=True):
+            assert b["status"] == "converged" and b["n_steps"] == a["n_steps"]
+            assert b["energy_per_atom"] == pytest.approx(a["energy_per_atom"], abs=1e-9)
+        recorded = io.read_json(io.sidecar_path(by_file.root / relaxed.relative_to(campaign.root)))["relaxer"]
+        assert (recorded["model"], recorded["checkpoint_sha256"], recorded["engine"]) == (
+            str(tiny_model),
+            sha256,
+            engine,
+        )

@@ -267,14 +267,15 @@ def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, sectio
             {"device": "auto", "memory_budget_mb": 10000, "threads": 2},
             {"threads": "2", "gpu": "0", "mem_mb": "11500"},
         ),
-        ({"device": "cpu", "batched": False}, {"threads": "1", "gpu": "0", "mem_mb": "3000"}),
-        ({"device": "cuda", "memory_budget_mb": 60000}, {"threads": "1", "gpu": "1", "mem_mb": "3000"}),
+        ({"device": "cpu", "engine": "per-structure"}, {"threads": "1", "gpu": "0", "mem_mb": "3000"}),
+        # beside a GPU, a few threads: the spare ones measure RMSDs while the GPU relaxes
+        ({"device": "cuda", "memory_budget_mb": 60000}, {"threads": "4", "gpu": "1", "mem_mb": "3000"}),
         (
-            {"device": "auto", "resources": {"gpus": 1, "mem_mb": 8000}},
-            {"threads": "1", "gpu": "1", "mem_mb": "8000"},
+            {"device": "auto", "threads": 2, "resources": {"gpus": 1, "mem_mb": 8000}},
+            {"threads": "2", "gpu": "1", "mem_mb": "8000"},
         ),
         # a GPU asked for through resources: the budget is the GPU's memory, not the job's
-        ({"device": "auto", "resources": {"gpus": 1}}, {"threads": "1", "gpu": "1", "mem_mb": "3000"}),
+        ({"device": "auto", "resources": {"gpus": 1}}, {"threads": "4", "gpu": "1", "mem_mb": "3000"}),
         ({"backend": "none"}, {"threads": "1", "gpu": "0", "mem_mb": "3000"}),
     ],
 )
@@ -284,7 +285,8 @@ def test_relax_jobs_ask_for_their_threads_gpu_and_memory(tmp_path, relax_setting
         "generators": [TINY["generators"][0]],
         "relax": {"backend": "chgnet", **relax_settings},
     }
-    plan = Campaign(tmp_path, config).snakemake("--dry-run").stdout
+    # more cores than a GPU job's threads, so the plan shows what a cluster would get
+    plan = Campaign(tmp_path, config).snakemake("--dry-run", "--cores", "8").stdout
     job = re.search(r"^rule relax:\n((?:    .*\n)+)", plan, re.M).group(1)  # the job's indented lines
     threads = re.search(r"threads: (\d+)", job)
     resources = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", job).group(1).split(", "))

@@ -121,6 +121,7 @@ def campaign_schema() -> dict:
         backend_is = {"properties": {"backend": {"const": name}}}
         items["allOf"].append({"if": backend_is, "then": {"$ref": f"#/$defs/{name}_generator"}})
     schema["properties"]["relax"]["properties"]["backend"]["enum"] = list(relax.BACKEND_MODULES)
+    schema["properties"]["relax"]["properties"]["engine"]["enum"] = relax.ENGINE_NAMES
     return schema
 
 

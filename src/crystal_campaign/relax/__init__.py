@@ -12,15 +12,16 @@ import json
 from pathlib import Path
 
 from crystal_campaign.relax.base import (
+    DEFAULT_MEMORY_BUDGET_MB,
     Relaxer,
     RelaxerBackend,
     RelaxResult,
     configure_threads,
     relax_records,
-    relax_with_ase,
     rmsd_angstrom,
     run_relax_job,
 )
+from crystal_campaign.relax.engines import ENGINE_NAMES
 from crystal_campaign.relax.none import NoRelaxer
 from crystal_campaign.schema import section_defaults
 
@@ -41,7 +42,13 @@ def backend(name: str) -> RelaxerBackend:
 
 
 def config_problems(section: dict) -> list[str]:
-    """A model file must exist; the rest is the backend's to check (e.g. MACE's model names)."""
+    """A model file must exist and the engine drive the potential; the rest is the backend's to
+    check (e.g. MACE's model names)."""
+    if section["engine"] == "torch-sim" and not backend(section["backend"]).torch_sim:
+        return [
+            f"relax.engine: torch-sim does not drive the {section['backend']} potential; "
+            "allowed: auto, batched-ase, per-structure"
+        ]
     if section["model_path"] is not None:
         if not Path(section["model_path"]).is_file():
             return [
@@ -59,6 +66,7 @@ def prefetch(settings: dict) -> list[str]:
 def get_relaxer(settings: dict) -> Relaxer:
     """The configured relaxer; keys missing from ``settings`` take their config-schema defaults."""
     settings = {**section_defaults("relax"), **settings}
+    settings["threads"] = settings["threads"] or 1  # a job gets its threads from Snakemake
     configure_threads(settings["threads"])
     return backend(settings["backend"]).relaxer(settings)
 
@@ -77,6 +85,8 @@ def job_settings(own_settings: dict, resources, threads: int) -> dict:
 
 __all__ = [
     "BACKEND_MODULES",
+    "DEFAULT_MEMORY_BUDGET_MB",
+    "ENGINE_NAMES",
     "EXECUTION_KEYS",
     "NoRelaxer",
     "RelaxResult",
@@ -90,7 +100,6 @@ __all__ = [
     "job_settings",
     "prefetch",
     "relax_records",
-    "relax_with_ase",
     "rmsd_angstrom",
     "run_relax_job",
 ]

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
-from pymatgen.io.ase import AseAtomsAdaptor
 
 from crystal_campaign import batch_files, io
 
 # MatterGen's RMSD definition: a loose matcher so that relaxed and generated structures align,
 # its normalised RMS distance converted to Angstrom; no alignment counts as MAX_RMSD.
 MAX_RMSD = 0.5
+# Memory one batched model call may use when relax.memory_budget_mb is null and nothing measures it.
+DEFAULT_MEMORY_BUDGET_MB = 4000
 RMSD_MATCHER = StructureMatcher(
     ltol=0.5,
     stol=MAX_RMSD,
@@ -65,6 +69,8 @@ class RelaxerBackend:
     # The correction its energies need to sit on the MP2020 (GGA/GGA+U mixed) scale with
     # ``stability.energy_correction: auto``: potentials trained on raw MPtrj energies need MP2020.
     energy_correction = "mp2020"
+    # whether torch-sim wraps the potential (its relaxer then offers the torch-sim engine)
+    torch_sim = False
 
     def config_problems(self, section: dict) -> list[str]:
         """One line per problem, for a section without ``model_path`` (the registry checks that)."""
@@ -128,21 +134,20 @@ def explosion(
 
 
 def finished(
-    initial: Structure, atoms, energy: float, forces: np.ndarray, n_steps: int, converged: bool, ratio: float
+    relaxed: Structure, energy: float, forces: np.ndarray, n_steps: int, converged: bool, ratio: float
 ) -> RelaxResult:
-    """The result row of a relaxation that ended normally (converged or out of steps)."""
-    relaxed = AseAtomsAdaptor.get_structure(atoms)
+    """The result row of a relaxation that ended normally (converged or out of steps); its RMSD to
+    the input is measured afterwards (``RmsdQueue``)."""
     energy = float(energy)  # potentials return numpy float32, which JSON would store as a string
     return RelaxResult(
         "converged" if converged else "unconverged",
         structure=relaxed,
         energy=energy,
-        energy_per_atom=energy / len(atoms),
-        n_steps=n_steps,
+        energy_per_atom=energy / len(relaxed),
+        n_steps=int(n_steps),
         converged=bool(converged),
         max_force=float(np.sqrt((forces**2).sum(axis=1)).max()),
-        volume_ratio=ratio,
-        rmsd=rmsd_angstrom(initial, relaxed),
+        volume_ratio=float(ratio),
     )
 
 
@@ -154,53 +159,102 @@ def fire_optimizer(atoms, relax_cell: bool):
     return FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
 
 
-def relax_with_ase(
-    structure: Structure, calculator, fmax: float, max_steps: int, relax_cell: bool, max_volume_ratio: float
-) -> RelaxResult:
-    """FIRE (with a Frechet cell filter) until fmax or max_steps; stops a relaxation that explodes."""
-    atoms = AseAtomsAdaptor.get_atoms(structure)
-    atoms.calc = calculator
-    initial_volume = atoms.get_volume()
-    optimizer = fire_optimizer(atoms, relax_cell)
-    converged = False
-    for converged in optimizer.irun(fmax=fmax, steps=max_steps):  # noqa: B007 - last value wanted
-        energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-        ratio = atoms.get_volume() / initial_volume
-        failure = explosion(energy, forces, ratio, max_volume_ratio)
-        if failure is not None:
-            failure.n_steps = optimizer.nsteps
-            return failure
-    return finished(structure, atoms, energy, forces, optimizer.nsteps, converged, ratio)
+@dataclass(frozen=True)
+class EngineSettings:
+    """What every engine reads: the optimizer's stop criteria and the memory one model call may use."""
 
+    fmax: float
+    max_steps: int
+    relax_cell: bool
+    max_volume_ratio: float
+    max_batch_atoms: int
+    # on a GPU with no configured budget, engines that can measure what fits do (torch-sim)
+    measure_memory: bool = False
 
-def relax_one(structure: Structure, relax) -> RelaxResult:
-    """Relax one structure with ``relax(structure)``; any error becomes a failed row."""
-    try:
-        return relax(structure)
-    except Exception as error:  # a potential can fail in many ways; one structure never stops a batch
-        return RelaxResult("failed", reason=f"relaxation error: {type(error).__name__}: {error}")
-
-
-def relax_each(structures: list[Structure], calculator, settings: dict) -> list[RelaxResult]:
-    """The per-structure loop: one ASE relaxation after another with the same calculator."""
-
-    def relax(structure: Structure) -> RelaxResult:
-        return relax_with_ase(
-            structure,
-            calculator,
-            settings["fmax"],
-            settings["max_steps"],
-            settings["relax_cell"],
-            settings["max_volume_ratio"],
+    @classmethod
+    def from_relax_settings(cls, settings: dict, device: str) -> EngineSettings:
+        """The memory budget becomes an atom budget through the configured per-atom estimate."""
+        budget = settings["memory_budget_mb"]
+        return cls(
+            fmax=settings["fmax"],
+            max_steps=settings["max_steps"],
+            relax_cell=settings["relax_cell"],
+            max_volume_ratio=settings["max_volume_ratio"],
+            max_batch_atoms=max(
+                1, int((budget or DEFAULT_MEMORY_BUDGET_MB) / settings["memory_per_atom_mb"])
+            ),
+            measure_memory=budget is None and device.startswith("cuda"),
         )
 
-    progress = io.Progress("relaxed structures", len(structures))
-    results = []
-    for structure in structures:
-        results.append(relax_one(structure, relax))
-        progress.advance()
-    return results
+
+@dataclass
+class EngineStats:
+    """How a relaxation ran: model calls, sub-batches relaxed, batches shrunk after running out of
+    memory, and (torch-sim) the engine step at which each structure entered and left the batch."""
+
+    sub_batches: int = 0
+    splits: int = 0
+    model_calls: int = 0
+    entered: dict[int, int] = field(default_factory=dict)
+    left: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Potentials:
+    """One machine-learned potential as each engine drives it: an ASE calculator (per-structure
+    loop), a batch evaluator (batched ASE) and, where torch-sim wraps it, a torch-sim model."""
+
+    calculator: object
+    batch: object
+    torch_sim_model: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What an engine relaxes with: the potential, the settings, the statistics it keeps, and
+    ``on_finished(index, result)`` to call as each structure ends (RMSDs are measured from there)."""
+
+    potentials: Potentials
+    settings: EngineSettings
+    stats: EngineStats
+    on_finished: Callable[[int, RelaxResult], None]
+
+
+class RelaxEngine(Protocol):
+    def relax(self, structures: list[Structure], run: EngineRun) -> list[RelaxResult]:
+        """One result per structure, in order; never raises for one bad structure."""
+
+
+def _rmsd_of_pair(pair: tuple[Structure, Structure]) -> float:
+    return rmsd_angstrom(*pair)
+
+
+class RmsdQueue:
+    """The RMSD of every relaxed structure to its input. With workers (a GPU job's spare CPU
+    threads), measured in worker processes while the relaxation goes on, off the GPU's critical
+    path; without, measured at the end."""
+
+    def __init__(self, initial: list[Structure], workers: int) -> None:
+        self.initial = initial
+        self.pending: dict[int, Future] = {}
+        self.pool = None
+        if workers > 0 and len(initial) > 1:
+            # spawn: a forked child of a process that holds a CUDA context is unsafe
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, index: int, result: RelaxResult) -> None:
+        if self.pool is not None and result.structure is not None:
+            self.pending[index] = self.pool.submit(_rmsd_of_pair, (self.initial[index], result.structure))
+
+    def fill(self, results: list[RelaxResult]) -> None:
+        """Every relaxed result's ``rmsd``; failed results have none."""
+        for index, result in enumerate(results):
+            if result.structure is None or result.status == "failed":
+                continue
+            future = self.pending.get(index)
+            result.rmsd = future.result() if future else rmsd_angstrom(self.initial[index], result.structure)
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:

@@ -1,4 +1,4 @@
-"""Batched relaxation: one model call per optimizer step for a whole sub-batch of structures.
+"""The batched ASE engine: one model call per optimizer step for a whole sub-batch of structures.
 
 Each structure keeps its own ASE FIRE optimizer (and Frechet cell filter), so a batched
 relaxation takes exactly the steps the per-structure loop takes; only the potential is
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -21,8 +19,16 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.io import Progress, file_sha256
-from crystal_campaign.relax.base import RelaxResult, explosion, finished, fire_optimizer, relax_each
+from crystal_campaign.io import Progress
+from crystal_campaign.relax.base import (
+    EngineRun,
+    EngineSettings,
+    EngineStats,
+    RelaxResult,
+    explosion,
+    finished,
+    fire_optimizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +36,6 @@ log = logging.getLogger(__name__)
 class BatchPotential(Protocol):
     def evaluate(self, atoms: list[Atoms]) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """Energy (eV), forces (eV/A) and Voigt stress (eV/A^3) of every structure, in one model call."""
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    fmax: float
-    max_steps: int
-    relax_cell: bool
-    max_volume_ratio: float
-    max_batch_atoms: int
-
-    @classmethod
-    def from_relax_settings(cls, settings: dict) -> BatchSettings:
-        """The memory budget becomes an atom budget through the configured per-atom estimate."""
-        return cls(
-            fmax=settings["fmax"],
-            max_steps=settings["max_steps"],
-            relax_cell=settings["relax_cell"],
-            max_volume_ratio=settings["max_volume_ratio"],
-            max_batch_atoms=max(1, int(settings["memory_budget_mb"] / settings["memory_per_atom_mb"])),
-        )
-
-
-@dataclass
-class BatchStats:
-    sub_batches: int = 0  # sub-batches relaxed to the end
-    splits: int = 0  # sub-batches split in two after running out of memory or failing
-    model_calls: int = 0
 
 
 def pack_by_atom_count(sizes: list[int], max_atoms: int) -> list[list[int]]:
@@ -92,13 +71,12 @@ class _Relaxation:
     """One structure's relaxation state; its forces come from the batched model call."""
 
     def __init__(self, structure: Structure, relax_cell: bool) -> None:
-        self.initial = structure
         self.atoms = AseAtomsAdaptor.get_atoms(structure)
         self.initial_volume = self.atoms.get_volume()
         self.optimizer = fire_optimizer(self.atoms, relax_cell)
 
     def advance(
-        self, energy: float, forces: np.ndarray, stress: np.ndarray, settings: BatchSettings
+        self, energy: float, forces: np.ndarray, stress: np.ndarray, settings: EngineSettings
     ) -> RelaxResult | None:
         """Take the new forces; the result when the relaxation ends here, else step once and None."""
         self.atoms.calc = SinglePointCalculator(self.atoms, energy=energy, forces=forces, stress=stress)
@@ -110,7 +88,8 @@ class _Relaxation:
         self.optimizer.fmax = settings.fmax
         converged = self.optimizer.converged()
         if converged or self.optimizer.nsteps >= settings.max_steps:
-            return finished(self.initial, self.atoms, energy, forces, self.optimizer.nsteps, converged, ratio)
+            relaxed = AseAtomsAdaptor.get_structure(self.atoms)
+            return finished(relaxed, energy, forces, self.optimizer.nsteps, converged, ratio)
         self.optimizer.step()
         self.optimizer.nsteps += 1
         return None
@@ -122,7 +101,7 @@ def _finite(evaluation: tuple[float, np.ndarray, np.ndarray]) -> bool:
 
 
 def evaluate_apart_from_non_finite(
-    potential: BatchPotential, atoms: list[Atoms], stats: BatchStats
+    potential: BatchPotential, atoms: list[Atoms], stats: EngineStats
 ) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """One model call; if it gives non-finite values, halves are evaluated again, down to single structures.
 
@@ -142,8 +121,8 @@ def evaluate_apart_from_non_finite(
 def relax_sub_batch(
     structures: list[Structure],
     potential: BatchPotential,
-    settings: BatchSettings,
-    stats: BatchStats,
+    settings: EngineSettings,
+    stats: EngineStats,
     progress: Progress,
 ) -> list[RelaxResult]:
     """Relax all structures together; finished ones leave the batch, the rest step on."""
@@ -167,11 +146,11 @@ def relax_sub_batch(
 def relax_in_batches(
     structures: list[Structure],
     potential: BatchPotential,
-    settings: BatchSettings,
-    stats: BatchStats | None = None,
+    settings: EngineSettings,
+    stats: EngineStats | None = None,
 ) -> list[RelaxResult]:
     """Relax every structure in memory-budgeted sub-batches; never raises for one bad structure."""
-    stats = BatchStats() if stats is None else stats
+    stats = EngineStats() if stats is None else stats
     progress = Progress("relaxed structures", len(structures))
     results: list[RelaxResult | None] = [None] * len(structures)
     pending = deque(pack_by_atom_count([len(s) for s in structures], settings.max_batch_atoms))
@@ -206,44 +185,12 @@ def relax_in_batches(
     return results
 
 
-def relax_structures(
-    structures: list[Structure], calculator, potential: BatchPotential, settings: dict
-) -> tuple[list[RelaxResult], BatchStats]:
-    """Batched model calls when ``settings["batched"]``, else the per-structure ASE loop."""
-    stats = BatchStats()
-    if settings["batched"]:
-        return relax_in_batches(
-            structures, potential, BatchSettings.from_relax_settings(settings), stats
-        ), stats
-    return relax_each(structures, calculator, settings), stats
-
-
-class PotentialRelaxer:
-    """A machine-learned potential's relaxer: an ASE calculator for the one-by-one loop, a batch
-    potential for batched calls, and the model name and file that every result table records."""
-
-    def __init__(
-        self, settings: dict, device: str, model: str, checkpoint: Path, calculator, potential: BatchPotential
-    ) -> None:
-        self._settings = settings
-        self.device = device
-        self.model = model
-        self.checkpoint = checkpoint
-        self.calculator = calculator
-        self.potential = potential
-        self.last_stats = BatchStats()
-
-    def settings(self) -> dict:
-        return {
-            **self._settings,
-            "model": self.model,
-            "device": self.device,
-            "checkpoint": self.checkpoint.name,
-            "checkpoint_sha256": file_sha256(self.checkpoint),
-        }
-
-    def relax(self, structures: list[Structure]) -> list[RelaxResult]:
-        results, self.last_stats = relax_structures(
-            structures, self.calculator, self.potential, self._settings
-        )
+class BatchedAseEngine:
+    def relax(self, structures: list[Structure], run: EngineRun) -> list[RelaxResult]:
+        results = relax_in_batches(structures, run.potentials.batch, run.settings, run.stats)
+        for index, result in enumerate(results):
+            run.on_finished(index, result)
         return results
+
+
+ENGINE = BatchedAseEngine()

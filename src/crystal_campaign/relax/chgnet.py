@@ -9,8 +9,8 @@ from ase import Atoms, units
 from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from crystal_campaign.relax.base import RelaxerBackend, model_source, resolve_device
-from crystal_campaign.relax.batched import PotentialRelaxer
+from crystal_campaign.relax.base import Potentials, RelaxerBackend, model_source, resolve_device
+from crystal_campaign.relax.potential import PotentialRelaxer
 
 DEFAULT_MODEL = "0.3.0"
 
@@ -64,9 +64,9 @@ class ChgnetRelaxer(PotentialRelaxer):
         else:
             model = CHGNet.load(model_name=model_name, use_device=device, verbose=False)
         calculator = CHGNetCalculator(model=model, use_device=device)
-        super().__init__(
-            settings, device, model_name, checkpoint, calculator, ChgnetPotential(calculator.model)
-        )
+        # torch-sim 0.3.0 wraps no CHGNet: batched ASE is its fastest engine
+        potentials = Potentials(calculator, ChgnetPotential(calculator.model))
+        super().__init__(settings, device, model_name, checkpoint, potentials)
 
 
 class ChgnetBackend(RelaxerBackend):

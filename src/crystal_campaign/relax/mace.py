@@ -1,7 +1,7 @@
 """MACE through ``mace_mp``: foundation models by name (downloaded into MACE's cache) or a local file.
 
-The relaxer for real campaigns. Per-structure relaxation uses MACE's ASE calculator; batched
-relaxation feeds many structures' graphs to the same model in one call.
+The relaxer for real campaigns. The per-structure engine uses MACE's ASE calculator, batched ASE
+feeds many structures' graphs to the same model in one call, and torch-sim wraps the same model.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from crystal_campaign.relax.base import RelaxerBackend, model_source, resolve_device
-from crystal_campaign.relax.batched import PotentialRelaxer
+from crystal_campaign.relax.base import Potentials, RelaxerBackend, model_source, resolve_device
+from crystal_campaign.relax.potential import PotentialRelaxer
 
 DEFAULT_MODEL = "medium-mpa-0"
 # With e3nn 0.4.4 under torch >= 2.6, models load only without weights-only unpickling (mace sets
@@ -112,10 +112,20 @@ class MaceRelaxer(PotentialRelaxer):
         with contextlib.redirect_stdout(text_io.StringIO()):  # mace_mp prints model and dtype banners
             calculator = mace_mp(model=source, device=device, default_dtype=settings["dtype"])
         potential = MacePotential(calculator)
-        super().__init__(settings, device, source, checkpoint, calculator, potential)
+
+        def torch_sim_model():
+            import torch
+            from torch_sim.models.mace import MaceModel
+
+            return MaceModel(potential.model, device=torch.device(device), dtype=potential.dtype)
+
+        potentials = Potentials(calculator, potential, torch_sim_model)
+        super().__init__(settings, device, source, checkpoint, potentials)
 
 
 class MaceBackend(RelaxerBackend):
+    torch_sim = True
+
     def config_problems(self, section: dict) -> list[str]:
         """A model name must be one ``mace_mp`` knows (needs mace-torch)."""
         if section["model"] is None:
