@@ -346,7 +346,7 @@ def test_campaign_relaxes_with_mace_by_name_and_by_file(tiny_model, tmp_path, mo
         "mace",
         "small",
         sha256,
-        "torch-sim",  # auto, for a potential torch-sim drives
+        "per-structure",  # auto on a CPU, for a potential torch-sim drives (on a GPU: torch-sim)
     )
     by_name = io.read_records(str(relaxed))
     assert [r["status"] for r in by_name] == ["converged"] * 4
@@ -356,7 +356,7 @@ def test_campaign_relaxes_with_mace_by_name_and_by_file(tiny_model, tmp_path, mo
     assert used["relax"][0]["checkpoint_sha256"] == sha256 and (table["status"] == "converged").all()
 
     # the same file as a local model, through the other engines: the same answers
-    for engine in ("per-structure", "batched-ase"):
+    for engine in ("torch-sim", "batched-ase"):
         by_file = Campaign(
             tmp_path / engine,
             {**config, "relax": {**config["relax"], "model_path": str(tiny_model), "engine": engine}},

@@ -19,12 +19,15 @@ ENGINE_MODULES = {
 ENGINE_NAMES = ["auto", *ENGINE_MODULES]
 
 
-def engine_name(requested: str, potentials: Potentials) -> str:
-    """``auto``: torch-sim wherever it wraps the potential, on a GPU and on a CPU alike (measured
-    faster than batched ASE on both, benchmarks/README.md), else batched ASE."""
+def engine_name(requested: str, potentials: Potentials, device: str) -> str:
+    """``auto``, as measured (benchmarks/README.md): on a GPU, torch-sim wherever it wraps the
+    potential; on a CPU, one structure at a time for such a potential (a foundation-size MACE is
+    slower per atom in large batches on a CPU); batched ASE for the others (CHGNet)."""
     if requested != "auto":
         return requested
-    return "torch-sim" if potentials.torch_sim_model is not None else "batched-ase"
+    if potentials.torch_sim_model is None:
+        return "batched-ase"
+    return "torch-sim" if device.startswith("cuda") else "per-structure"
 
 
 def engine(name: str) -> RelaxEngine:

@@ -28,7 +28,7 @@ class PotentialRelaxer:
         self.model = model
         self.checkpoint = checkpoint
         self.potentials = potentials
-        self.engine = engine_name(settings["engine"], potentials)
+        self.engine = engine_name(settings["engine"], potentials, device)
         if self.engine == "torch-sim" and potentials.torch_sim_model is None:
             raise ValueError(
                 f"relax.engine: torch-sim does not drive {settings['backend']}; "
