@@ -85,15 +85,15 @@ def cell_forces(state, stress: torch.Tensor, relax_cell: bool) -> torch.Tensor:
     return frechet_cell_forces(state.cell_positions / state.cell_factor, gradient) / state.cell_factor
 
 
-def filter_forces(state) -> torch.Tensor:
-    """Forces on the filter's atomic degrees of freedom: the atoms' forces in the undeformed frame."""
-    deformation = state.deform_grad()[state.system_idx]
-    return torch.bmm(state.forces.unsqueeze(1), deformation).squeeze(1)
+def filter_forces(state, deformation: torch.Tensor) -> torch.Tensor:
+    """Forces on the filter's atomic degrees of freedom: the atoms' forces in the undeformed frame
+    (``deformation``: each structure's deformation gradient)."""
+    return torch.bmm(state.forces.unsqueeze(1), deformation[state.system_idx]).squeeze(1)
 
 
 def filter_max_force(state) -> torch.Tensor:
     """Each structure's largest force on any filter degree of freedom (ASE's convergence test)."""
-    atom_norms = filter_forces(state).norm(dim=1)
+    atom_norms = filter_forces(state, state.deform_grad()).norm(dim=1)
     largest = atom_norms.new_zeros(state.n_systems).scatter_reduce(
         0, state.system_idx, atom_norms, reduce="amax", include_self=True
     )
@@ -108,7 +108,8 @@ def fire_step(state, evaluate: Callable, relax_cell: bool):
     runs out of memory can be retried from it.
     """
     system_idx, n = state.system_idx, state.n_systems
-    forces = filter_forces(state)
+    deformation = state.deform_grad()
+    forces = filter_forces(state, deformation)
     cell_force = state.cell_forces
     starting = torch.isnan(state.cell_velocities[:, 0, 0])
     velocities = torch.nan_to_num(state.velocities, nan=0.0)
@@ -141,7 +142,6 @@ def fire_step(state, evaluate: Callable, relax_cell: bool):
     step = step * shorten[system_idx, None]
     cell_step = cell_step * shorten.view(n, 1, 1)
 
-    deformation = state.deform_grad()
     undeformed = torch.linalg.solve(deformation[system_idx], state.positions.unsqueeze(-1)).squeeze(-1)
     cell_positions = state.cell_positions + cell_step
     new_deformation = torch.linalg.matrix_exp(cell_positions / state.cell_factor)
@@ -227,17 +227,11 @@ class _Relaxation:
                 waiting = self.relax_in_flight(waiting)
         return self.results
 
-    def single_states(self, indices: list[int]) -> list:
-        states = torch_sim.initialize_state(
-            [self.structures[i] for i in indices], self.model.device, self.model.dtype
-        )
-        return states.split()
-
     def start_all(self) -> list[Waiting]:
         """Every structure's first forces, in chunks under the budget (halved on out of memory);
         structures that are converged or have exploded there never enter a batch."""
         indices = list(range(len(self.structures)))
-        states = self.single_states(indices)
+        states = torch_sim.initialize_state(self.structures, self.model.device, self.model.dtype).split()
         if self.settings.measure_memory:  # torch-sim's estimate of what fits on this GPU
             self.memory_scales_with = self.model.memory_scales_with
             self.scalers = [calculate_memory_scaler(s, self.memory_scales_with) for s in states]
