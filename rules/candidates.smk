@@ -1,8 +1,9 @@
 # Discovery candidates: metastable S.U.N. structures as CIF, ranked by E_hull, with an index table,
 # and the same table for the report.
+# A plain path beside the per-batch list, as in rules/metrics.smk (planning time).
 rule candidates:
     input:
-        structures=rules.metrics.output.structures,
+        structures=f"{RESULTS}/metrics/structures.parquet",
         relaxed=campaign_files("relaxed", ".jsonl.gz"),
     output:
         folder=directory(f"{RESULTS}/candidates"),

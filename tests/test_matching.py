@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +310,69 @@ def test_sharded_dedup_equals_one_job(tmp_path):
     assert (tmp_path / "walk_order.txt").read_text().split() == walk
     with pytest.raises(ValueError, match="another matcher"):
         run_dedup_shard_job([reduced], shard_paths[0], {"ltol": 0.3}, 0, walk_path)
+
+
+def reduced_batches(tmp_path: Path, batches: dict[str, list[Structure]]) -> dict[str, str]:
+    """A reduced batch file per ``generator/batch`` name, as the workflow's reduce jobs write them."""
+    paths = {}
+    for name, structures in batches.items():
+        generator = name.split("/")[0]
+        records = [
+            io.structure_record(f"{name}/{i}", i, s, None, generator=generator)
+            for i, s in enumerate(structures)
+        ]
+        relaxed = tmp_path / "relaxed" / f"{name}.jsonl.gz"
+        relaxed.parent.mkdir(parents=True, exist_ok=True)
+        io.write_records(relaxed, records)
+        paths[name] = str(tmp_path / "reduced" / f"{name}.pkl")
+        Path(paths[name]).parent.mkdir(parents=True, exist_ok=True)
+        run_reduce_job(str(relaxed), paths[name], {})
+    return paths
+
+
+def dedup_run(tmp_path: Path, inputs: list[str], matching: dict) -> tuple[pd.DataFrame, list[dict]]:
+    """The workflow's dedup: every shard, then the merge; the classes and each shard's settings."""
+    walk_path = str(tmp_path / "dedup" / "walk_order.txt")
+    shard_paths = [str(tmp_path / "dedup" / f"{k}.parquet") for k in range(matching["shards"])]
+    for k, path in enumerate(shard_paths):
+        run_dedup_shard_job(inputs, path, matching, k, walk_path)
+    run_dedup_merge_job(shard_paths, str(tmp_path / "dedup" / "classes.parquet"), walk_path)
+    return io.read_table(tmp_path / "dedup" / "classes.parquet")[0], [
+        io.read_table(p)[1] for p in shard_paths
+    ]
+
+
+def test_growing_a_campaign_walks_only_new_structures_to_the_classes_of_walking_all(tmp_path):
+    structures = differential_input(160, 3)
+    paths = reduced_batches(
+        tmp_path,
+        {
+            "a/0000": structures[:40],
+            "b/0000": structures[40:80],
+            "a/0001": structures[80:120],  # a's new batch comes before b's in campaign order
+            "c/0000": structures[120:],  # an appended generator
+        },
+    )
+    matching = {"shards": 3}
+    before, _ = dedup_run(tmp_path, [paths["a/0000"], paths["b/0000"]], matching)
+    walk = (tmp_path / "dedup" / "walk_order.txt").read_text().split()
+    grown_inputs = [paths["a/0000"], paths["a/0001"], paths["b/0000"], paths["c/0000"]]
+    grown, settings = dedup_run(tmp_path, grown_inputs, matching)
+    assert sum(s["walked"] for s in settings) == 80 and sum(s["kept"] for s in settings) == 80
+    records = [r for p in grown_inputs for r in pickle.loads(Path(p).read_bytes())["records"]]
+    walked_all, _, _ = dedup_table(records, MATCHER, walk)
+    pd.testing.assert_frame_equal(grown, walked_all)
+    kept = ["id", "class_generator", "unique_generator", "class_all", "unique_all"]  # `shared` may turn True
+    pd.testing.assert_frame_equal(grown.set_index("id").loc[before["id"]].reset_index()[kept], before[kept])
+    assert grown["shared"].any() and not grown["unique_all"].all()
+    # another shard count walks everything again, to the same classes
+    regrouped, settings = dedup_run(tmp_path, grown_inputs, {"shards": 2})
+    assert sum(s["walked"] for s in settings) == 160
+    pd.testing.assert_frame_equal(regrouped, walked_all)
+    # a batch walked before that changed walks everything again
+    os.utime(paths["b/0000"], ns=(0, 0))
+    _, settings = dedup_run(tmp_path, grown_inputs, {"shards": 2})
+    assert sum(s["walked"] for s in settings) == 160
 
 
 def alloy(species: list[str], a: float = 3.6) -> Structure:

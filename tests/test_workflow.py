@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 
 import pandas as pd
@@ -13,6 +14,8 @@ from pymatgen.io.vasp import Poscar
 
 from conftest import FROM_METRICS, Campaign, batch_jobs, run_with_imported_examples
 from crystal_campaign import io
+from crystal_campaign.dedup import dedup_table
+from crystal_campaign.matching import build_matcher
 
 pytestmark = pytest.mark.workflow
 
@@ -330,7 +333,23 @@ def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, 
     }
     grown.write()
     assert grown.planned_jobs() == batch_jobs(2)
+    classes_before, _ = io.read_table(grown.results / "dedup" / "classes.parquet")
+    walked_before = (grown.results / "dedup" / "walk_order.txt").read_text().split()
     grown.snakemake()
+
+    # the dedup shards walked only the new structures, to the classes of walking them all again
+    shards = [io.read_table(p)[1] for p in (grown.results / "dedup" / "shards").glob("*.parquet")]
+    classes_after, _ = io.read_table(grown.results / "dedup" / "classes.parquet")
+    assert sum(s["kept"] for s in shards) == len(classes_before)
+    assert sum(s["walked"] for s in shards) == len(classes_after) - len(classes_before) > 0
+    reduced = [
+        p
+        for g in grown.config["generators"]
+        for p in sorted((grown.results / "reduced" / g["name"]).glob("*.pkl"))
+    ]
+    records = [r for path in reduced for r in pickle.loads(path.read_bytes())["records"]]
+    walked_all, _, _ = dedup_table(records, build_matcher(), walked_before)
+    pd.testing.assert_frame_equal(classes_after, walked_all)
 
     assert {p: m for p, m in batch_outputs(grown.results).items() if p in finished} == finished
     after, _ = io.read_table(grown.results / "metrics" / "structures.parquet")

@@ -14,13 +14,23 @@ generator appended to the config) never changes an existing structure's class or
 
 Shards. A structure's shard is the hash of its chemical system; buckets (equal composition
 hashes) never span two chemical systems, so each shard's classes are exact on their own.
+
+Growth. Each shard keeps its classes (every walk's leaders with their reduced structures) in a
+state file beside the walk order; a later run reads only the batches it has not walked and walks
+their structures after the others, which by the walk-order rule gives the classes of walking
+everything again. A changed matcher setting or shard count, or a batch walked before that changed
+or left the campaign, walks everything again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import logging
+import os
+import pickle
+from collections import ChainMap
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,32 +50,51 @@ from crystal_campaign.pruning import LeaderBucket, Reduced
 from crystal_campaign.schema import section_defaults
 
 
+class LeaderWalk:
+    """The class leaders of a walk so far, in walk order: walking more structures later gives each
+    the leader one walk over all would give it, since a structure's class depends only on the
+    leaders walked before it. Pickles with its leaders' pruning data (not their structures)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[Hashable, LeaderBucket] = {}
+        self.cross = LeaderBucket()  # leaders that may match across formulas (``crosses``)
+        self.rank: dict[Hashable, int] = {}  # leader -> its walk position
+        self.walked = 0
+
+    def leader_of(self, key: Hashable, item: Reduced, fit: Callable[[Hashable, Hashable], bool], ltol: float):
+        """Walk ``item`` (named ``key``): the first earlier leader it fits, else ``key`` itself.
+
+        Structures are bucketed by formula, except those that ``crosses`` (partial occupancies
+        under ``disordered``), which are compared with every earlier leader, and every later
+        structure with them.
+        """
+        bucket = self.buckets.get(item.key)
+        pools = [*self.buckets.values(), self.cross] if item.crosses else [bucket, self.cross]
+        candidates = [leader for pool in pools if pool is not None for leader in pool.candidates(item, ltol)]
+        if item.crosses or self.cross.indices:
+            candidates.sort(key=self.rank.__getitem__)  # first leader in walk order wins
+        leader = next((c for c in candidates if fit(c, key)), key)
+        if leader == key:
+            self.rank[key] = self.walked
+            if item.crosses:
+                self.cross.add(key, item)
+            else:
+                self.buckets.setdefault(item.key, LeaderBucket()).add(key, item)
+        self.walked += 1
+        return leader
+
+
 def leader_classes(
     reduced: Sequence[Reduced],
     fit: Callable[[int, int], bool],
     ltol: float,
     order: Sequence[int] | None = None,
 ) -> dict[int, int]:
-    """Map each index in ``order`` (default: all, in order) to the index of its class leader.
-
-    Structures are bucketed by formula, except those that ``crosses`` (partial occupancies under
-    ``disordered``), which are compared with every earlier leader, and every later structure with them.
-    """
-    buckets: dict[Hashable, LeaderBucket] = defaultdict(LeaderBucket)
-    cross = LeaderBucket()
-    classes: dict[int, int] = {}
-    rank: dict[int, int] = {}
-    for index in range(len(reduced)) if order is None else order:
-        rank[index] = len(rank)
-        item = reduced[index]
-        pools = [*buckets.values(), cross] if item.crosses else [buckets[item.key], cross]
-        candidates = [leader for pool in pools for leader in pool.candidates(item, ltol)]
-        if item.crosses or cross.indices:
-            candidates.sort(key=rank.__getitem__)  # first leader in walk order wins
-        classes[index] = next((leader for leader in candidates if fit(leader, index)), index)
-        if classes[index] == index:
-            (cross if item.crosses else buckets[item.key]).add(index, item)
-    return classes
+    """Map each index in ``order`` (default: all, in order) to the index of its class leader."""
+    walk = LeaderWalk()
+    return {
+        i: walk.leader_of(i, reduced[i], fit, ltol) for i in (range(len(reduced)) if order is None else order)
+    }
 
 
 def group_indices(structures: Sequence[Structure], matcher: StructureMatcher) -> tuple[list[int], int]:
@@ -96,6 +125,68 @@ def shard_of(chemsys: str, shards: int) -> int:
     return int.from_bytes(hashlib.sha256(chemsys.encode()).digest()[:8], "big") % shards
 
 
+CLASS_COLUMNS = ["id", "class_generator", "unique_generator", "class_all", "unique_all", "shared"]
+
+
+@dataclass
+class Classes:
+    """Match classes of the structures walked so far, per generator and across all; ``walk`` adds
+    more after them, giving each the class one walk over all would (a dedup shard's state)."""
+
+    within: dict[str, LeaderWalk] = field(default_factory=dict)
+    across: LeaderWalk = field(default_factory=LeaderWalk)
+    leaders: dict[str, Reduced] = field(default_factory=dict)  # of either walk: what later fits compare
+    generators_of_class: dict[str, set[str]] = field(
+        default_factory=dict
+    )  # across-class leader -> generators
+    ids: list[str] = field(default_factory=list)  # walk order
+    class_generator: dict[str, str] = field(default_factory=dict)
+    class_all: dict[str, str] = field(default_factory=dict)
+
+    def walk(
+        self, records: Sequence[dict], matcher: StructureMatcher, walked_before: Sequence[str] = ()
+    ) -> int:
+        """Walk ``records`` (``id``, ``generator``, ``reduced``; campaign order) in
+        ``walk_order(ids, walked_before)`` after everything walked before; the fit calls made."""
+        counter = MatchCounter(matcher)
+        items = {record["id"]: record["reduced"] for record in records}
+        lookup = ChainMap(items, self.leaders)
+
+        def fit(leader: str, key: str) -> bool:
+            return counter.cached_fit(leader, key, lookup)
+
+        for position in walk_order([record["id"] for record in records], walked_before):
+            key, generator = records[position]["id"], records[position]["generator"]
+            item = items[key]
+            within = self.within.setdefault(generator, LeaderWalk()).leader_of(key, item, fit, matcher.ltol)
+            across = self.across.leader_of(key, item, fit, matcher.ltol)
+            if key in (within, across):
+                self.leaders[key] = item
+            self.class_generator[key], self.class_all[key] = within, across
+            self.generators_of_class.setdefault(across, set()).add(generator)
+            self.ids.append(key)
+        return counter.calls
+
+    def table(self, ids: Sequence[str]) -> pd.DataFrame:
+        """Rows of ``ids``, in that order. ``shared`` marks a generator-unique structure whose class
+        across all generators also holds a structure of another generator."""
+        rows = []
+        for key in ids:
+            unique_generator = self.class_generator[key] == key
+            shared = unique_generator and len(self.generators_of_class[self.class_all[key]]) > 1
+            rows.append(
+                (
+                    key,
+                    self.class_generator[key],
+                    unique_generator,
+                    self.class_all[key],
+                    self.class_all[key] == key,
+                    shared,
+                )
+            )
+        return pd.DataFrame(rows, columns=CLASS_COLUMNS)
+
+
 def dedup_table(
     records: Sequence[dict], matcher: StructureMatcher, walked_before: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, int, list[str]]:
@@ -104,41 +195,13 @@ def dedup_table(
     ``records`` (``id``, ``generator``, and ``reduced`` from ``run_reduce_job`` or ``structure``;
     None when not evaluated) must be in campaign order (config order, batch index, index in
     batch); the walk follows ``walk_order(ids, walked_before)``. A class is named by its leader's
-    id. ``shared`` marks a generator-unique structure whose class across all generators also holds
-    a structure of another generator. Rows come in campaign order.
+    id. Rows (``Classes.table``) come in campaign order.
     """
-    counter = MatchCounter(matcher)
-    pairs = [(r, reduced_of(r, matcher)) for r in records]
-    evaluated = [r for r, item in pairs if item is not None]
-    reduced = [item for _, item in pairs if item is not None]
-    order = walk_order([r["id"] for r in evaluated], walked_before)
-
-    def fit(i: int, j: int) -> bool:
-        return counter.cached_fit(i, j, reduced)
-
-    by_generator: dict[str, list[int]] = defaultdict(list)
-    for position in order:
-        by_generator[evaluated[position]["generator"]].append(position)
-    within = {}
-    for positions in by_generator.values():
-        within.update(leader_classes(reduced, fit, matcher.ltol, positions))
-    across = leader_classes(reduced, fit, matcher.ltol, order)
-    generators_of_class: dict[int, set[str]] = defaultdict(set)
-    for position, leader in across.items():
-        generators_of_class[leader].add(evaluated[position]["generator"])
-    rows = [
-        {
-            "id": record["id"],
-            "class_generator": evaluated[within[p]]["id"],
-            "unique_generator": within[p] == p,
-            "class_all": evaluated[across[p]]["id"],
-            "unique_all": across[p] == p,
-            "shared": within[p] == p and len(generators_of_class[across[p]]) > 1,
-        }
-        for p, record in enumerate(evaluated)
-    ]
-    columns = ["id", "class_generator", "unique_generator", "class_all", "unique_all", "shared"]
-    return pd.DataFrame(rows, columns=columns), counter.calls, [evaluated[p]["id"] for p in order]
+    evaluated = [{**r, "reduced": reduced_of(r, matcher)} for r in records]
+    evaluated = [r for r in evaluated if r["reduced"] is not None]
+    classes = Classes()
+    calls = classes.walk(evaluated, matcher, walked_before)
+    return classes.table([r["id"] for r in evaluated]), calls, classes.ids
 
 
 def dedup_shards(matching: dict) -> int:
@@ -147,37 +210,97 @@ def dedup_shards(matching: dict) -> int:
     return 1 if options["matcher"] == "disordered" else options["shards"]
 
 
-def shard_records(
-    reduced_paths: Sequence[str], matcher: StructureMatcher, shard: int, shards: int
-) -> list[dict]:
-    """Evaluated records of one shard, in campaign order, each with its campaign ``position``."""
-    records, position = [], 0
-    for path in reduced_paths:
-        for record in read_reduced_batch(path, matcher):
-            if record["reduced"] is None:
-                continue
-            if shard_of(record["reduced"].chemsys, shards) == shard:
-                records.append({**record, "position": position})
-            position += 1
-    return records
-
-
 def read_walk_order(path: str | Path) -> list[str]:
     """Ids in the order an earlier dedup walked them (empty for a fresh campaign)."""
     path = Path(path)
     return path.read_text().split("\n")[:-1] if path.exists() else []
 
 
+@dataclass
+class ShardState:
+    """What a dedup shard keeps beside the walk order (``dedup/state/{shard}.pkl``): its classes
+    and the reduced batch files they came from, so growing a campaign walks only new structures."""
+
+    settings: dict  # matcher settings and shard count: any change walks everything again
+    batches: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> size, mtime, evaluated
+    places: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> path, index among evaluated
+    classes: Classes = field(default_factory=Classes)
+
+
+def shard_state_path(walk_order_path: str | Path, shard: int) -> Path:
+    return Path(walk_order_path).parent / "state" / f"{shard}.pkl"
+
+
+def file_mark(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
+def load_shard_state(
+    path: Path, settings: dict, reduced_paths: Sequence[str]
+) -> tuple[ShardState, str | None]:
+    """The saved state if it still holds (same settings; every batch it walked unchanged and still
+    in the campaign), else an empty one and why."""
+    if not path.exists():
+        return ShardState(settings), "no earlier state"
+    with open(path, "rb") as handle:
+        state: ShardState = pickle.load(handle)
+    if state.settings != settings:
+        return ShardState(settings), "matching settings changed"
+    current = set(reduced_paths)
+    for batch, (size, mtime, _) in state.batches.items():
+        if batch not in current or file_mark(batch) != (size, mtime):
+            return ShardState(settings), f"{batch} changed or left the campaign"
+    return state, None
+
+
 def run_dedup_shard_job(
     reduced_paths: Sequence[str], output_path: str, matching: dict, shard: int, walk_order_path: str
 ) -> None:
     """Classes of the structures whose chemical system hashes to ``shard``: exact, since buckets
-    (equal composition hashes) never span two chemical systems."""
+    (equal composition hashes) never span two chemical systems. Only batches its saved state has
+    not walked are read; rows carry their campaign ``position`` for the merge."""
     matcher = build_matcher(matching)
-    records = shard_records(reduced_paths, matcher, shard, dedup_shards(matching))
-    table, calls, _ = dedup_table(records, matcher, read_walk_order(walk_order_path))
-    table.insert(1, "position", [r["position"] for r in records])
-    io.write_table(output_path, table, {"matcher": matcher_settings(matcher), "fit_calls": calls})
+    shards = dedup_shards(matching)
+    state_path = shard_state_path(walk_order_path, shard)
+    state, reset = load_shard_state(
+        state_path, {"matcher": matcher_settings(matcher), "shards": shards}, reduced_paths
+    )
+    kept = len(state.classes.ids)
+    records = []
+    for path in reduced_paths:
+        if path in state.batches:
+            continue
+        evaluated = [r for r in read_reduced_batch(path, matcher) if r["reduced"] is not None]
+        state.batches[path] = (*file_mark(path), len(evaluated))
+        for index, record in enumerate(evaluated):
+            if shard_of(record["reduced"].chemsys, shards) == shard:
+                records.append(record)
+                state.places[record["id"]] = (path, index)
+    calls = state.classes.walk(records, matcher, read_walk_order(walk_order_path))
+    logging.info(
+        "walked %d new structures after %d kept%s",
+        len(records),
+        kept,
+        f" (walked all: {reset})" if reset else "",
+    )
+    starts, total = {}, 0
+    for path in reduced_paths:  # campaign position of each batch's first evaluated structure
+        starts[path], total = total, total + state.batches[path][2]
+    position = {key: starts[path] + index for key, (path, index) in state.places.items()}
+    ids = sorted(position, key=position.__getitem__)
+    table = state.classes.table(ids)
+    table.insert(1, "position", [position[key] for key in ids])
+    settings = {
+        "matcher": matcher_settings(matcher),
+        "fit_calls": calls,
+        "walked": len(records),
+        "kept": kept,
+    }
+    io.write_table(output_path, table, settings)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(state_path) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(state, handle, pickle.HIGHEST_PROTOCOL)
 
 
 def run_dedup_merge_job(shard_paths: Sequence[str], output_path: str, walk_order_path: str) -> None:
