@@ -136,9 +136,8 @@ class Classes:
     within: dict[str, LeaderWalk] = field(default_factory=dict)
     across: LeaderWalk = field(default_factory=LeaderWalk)
     leaders: dict[str, Reduced] = field(default_factory=dict)  # of either walk: what later fits compare
-    generators_of_class: dict[str, set[str]] = field(
-        default_factory=dict
-    )  # across-class leader -> generators
+    # across-class leader -> the generators its class holds
+    generators_of_class: dict[str, set[str]] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)  # walk order
     class_generator: dict[str, str] = field(default_factory=dict)
     class_all: dict[str, str] = field(default_factory=dict)
@@ -262,10 +261,9 @@ def run_dedup_shard_job(
     not walked are read; rows carry their campaign ``position`` for the merge."""
     matcher = build_matcher(matching)
     shards = dedup_shards(matching)
+    settings = matcher_settings(matcher)
     state_path = shard_state_path(walk_order_path, shard)
-    state, reset = load_shard_state(
-        state_path, {"matcher": matcher_settings(matcher), "shards": shards}, reduced_paths
-    )
+    state, reset = load_shard_state(state_path, {"matcher": settings, "shards": shards}, reduced_paths)
     kept = len(state.classes.ids)
     records = []
     for path in reduced_paths:
@@ -291,13 +289,9 @@ def run_dedup_shard_job(
     ids = sorted(position, key=position.__getitem__)
     table = state.classes.table(ids)
     table.insert(1, "position", [position[key] for key in ids])
-    settings = {
-        "matcher": matcher_settings(matcher),
-        "fit_calls": calls,
-        "walked": len(records),
-        "kept": kept,
-    }
-    io.write_table(output_path, table, settings)
+    io.write_table(
+        output_path, table, {"matcher": settings, "fit_calls": calls, "walked": len(records), "kept": kept}
+    )
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(state_path) as tmp, open(tmp, "wb") as handle:
         pickle.dump(state, handle, pickle.HIGHEST_PROTOCOL)
