@@ -1,10 +1,10 @@
 # Discovery candidates: metastable S.U.N. structures as CIF, ranked by E_hull, with an index table,
 # and the same table for the report.
-# A plain path beside the per-batch list, as in rules/metrics.smk (planning time).
+# A plain path beside the per-chunk list, as in rules/metrics.smk (planning time).
 rule candidates:
     input:
         structures=f"{RESULTS}/metrics/structures.parquet",
-        relaxed=campaign_files("relaxed", ".jsonl.gz"),
+        relaxed=campaign_files("relaxed"),
     output:
         folder=directory(f"{RESULTS}/candidates"),
         table=report(

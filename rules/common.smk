@@ -1,14 +1,17 @@
 from pathlib import Path
 
-from crystal_campaign import generators, relax, rounds
+from crystal_campaign import chunks, generators, relax, rounds
 
 RESULTS = f"results/{config['campaign']}"
 GENERATORS = {generator["name"]: generator for generator in config["generators"]}
+# Consecutive batches of a generator that one job handles (crystal_campaign.chunks): Snakemake
+# plans a job per chunk and stage, not per batch.
+BATCHES_PER_JOB = config["jobs"]["batches_per_job"]
 
 
 wildcard_constraints:
     generator="|".join(GENERATORS),
-    batch=r"\d\d\d\d+",
+    chunk=r"\d\d\d\d+-\d\d\d\d+",
     round=r"\d+",
 
 
@@ -20,47 +23,64 @@ ROUNDS = config.get("rounds")
 ALLOCATION_SETTINGS = {k: v for k, v in (ROUNDS or {}).items() if k != "n_rounds"}
 
 
-def round_batches(n_rounds):
-    """(round, generator, batch) of rounds < n_rounds, round by round, generators in config order."""
+def round_chunks(n_rounds):
+    """(round, generator, chunk) of rounds < n_rounds, round by round, generators in config order:
+    each round's batches of a generator cut into chunks."""
     found = []
     for round_index in range(n_rounds):
         allocated = rounds.read_allocation(checkpoints.allocation.get(round=round_index).output[0])
-        found += [(round_index, name, b) for name in GENERATORS for b in allocated["batches"][name]]
+        found += [
+            (round_index, name, chunk)
+            for name in GENERATORS
+            for chunk in chunks.split(allocated["batches"][name], BATCHES_PER_JOB)
+        ]
     return found
 
 
+# Per-chunk outputs, by stage: sample and relax manifests, then the checks' tables.
+CHUNK_OUTPUTS = {
+    "samples": "samples/{generator}/chunks/{chunk}.json",
+    "relaxed": "relaxed/{generator}/chunks/{chunk}.json",
+    "descriptions": "descriptions/{generator}/{chunk}.parquet",
+    "validity": "validity/{generator}/{chunk}.parquet",
+    "reduced": "reduced/{generator}/{chunk}.pkl",
+    "novelty": "novelty/{generator}/{chunk}.parquet",
+    "stability": "stability/{generator}/{chunk}.parquet",
+}
+
+
+def chunk_output(stage):
+    """The output pattern of a per-chunk stage, with its {generator} and {chunk} wildcards."""
+    return f"{RESULTS}/{CHUNK_OUTPUTS[stage]}"
+
+
+def chunk_files(stage, chunks_of):
+    return [f"{RESULTS}/{CHUNK_OUTPUTS[stage]}".format(generator=g, chunk=c) for g, c in chunks_of]
+
+
 def yields_inputs(wildcards):
-    """The per-batch outputs of every batch before round ``wildcards.round``, and the allocations."""
-    earlier = round_batches(int(wildcards.round))
-    files = {
-        stage: [f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}" for _, name, batch in earlier]
-        for stage, suffix in (
-            ("reduced", ".pkl"),
-            ("novelty", ".parquet"),
-            ("stability", ".parquet"),
-            ("samples", ".json"),
-            ("relaxed", ".json"),
-        )
-    }
-    return {**files, "allocations": allocation_files(int(wildcards.round))}
+    """The per-chunk outputs of every chunk before round ``wildcards.round``, and the allocations."""
+    earlier = [(name, chunk) for _, name, chunk in round_chunks(int(wildcards.round))]
+    stages = ("reduced", "novelty", "stability", "samples", "relaxed")
+    return {**{stage: chunk_files(stage, earlier) for stage in stages}, "allocations": allocation_files(int(wildcards.round))}
 
 
 def allocation_files(n_rounds):
     return [f"{RESULTS}/rounds/allocation_{r}.json" for r in range(n_rounds)]
 
 
-def campaign_files(stage, suffix):
-    """One file per batch, in campaign order: config order, then batch index; with rounds, round
+def generator_chunks(name):
+    return chunks.split(range(generators.n_batches(GENERATORS[name])), BATCHES_PER_JOB)
+
+
+def campaign_files(stage):
+    """One file per chunk, in campaign order: config order, then batch index; with rounds, round
     by round (an input function, since later rounds' batches are known only once allocated)."""
     if ROUNDS is not None:
-        return lambda wildcards: [
-            f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}" for _, name, batch in round_batches(ROUNDS["n_rounds"])
-        ]
-    return [
-        f"{RESULTS}/{stage}/{name}/{batch:04d}{suffix}"
-        for name, generator in GENERATORS.items()
-        for batch in range(generators.n_batches(generator))
-    ]
+        return lambda wildcards: chunk_files(
+            stage, [(name, chunk) for _, name, chunk in round_chunks(ROUNDS["n_rounds"])]
+        )
+    return chunk_files(stage, [(name, chunk) for name in GENERATORS for chunk in generator_chunks(name)])
 
 
 # Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a
@@ -79,7 +99,9 @@ def sample_settings(wildcards):
 
 
 def imported_files(wildcards):
-    return generators.input_files(GENERATORS[wildcards.generator], int(wildcards.batch))
+    """The files the chunk's batches read (import generators)."""
+    settings = GENERATORS[wildcards.generator]
+    return [path for batch in chunks.chunk_batches(wildcards.chunk) for path in generators.input_files(settings, batch)]
 
 
 def sample_conda_env(wildcards):

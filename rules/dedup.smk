@@ -8,19 +8,19 @@ DEDUP_SHARDS = range(dedup_shards(config["matching"]))
 WALK_ORDER = f"{RESULTS}/dedup/walk_order.txt"
 
 
-# Each relaxed batch reduced once (primitive Niggli cell: the expensive part of matching), read by
-# the dedup shards and the batch's novelty job.
+# Each relaxed chunk reduced once (primitive Niggli cells: the expensive part of matching), read by
+# the dedup shards and the chunk's novelty job.
 rule reduce:
     input:
-        f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
+        chunk_output("relaxed"),
     output:
-        f"{RESULTS}/reduced/{{generator}}/{{batch}}.pkl",
+        chunk_output("reduced"),
     params:
         matching=MATCHER_SETTINGS,
     log:
-        f"{RESULTS}/logs/reduce/{{generator}}/{{batch}}.log",
+        f"{RESULTS}/logs/reduce/{{generator}}/{{chunk}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/reduce/{{generator}}/{{batch}}.tsv"
+        f"{RESULTS}/benchmarks/reduce/{{generator}}/{{chunk}}.tsv"
     resources:
         mem_mb=2000,
         runtime=60,
@@ -32,7 +32,7 @@ rule reduce:
 
 rule dedup_shard:
     input:
-        campaign_files("reduced", ".pkl"),
+        campaign_files("reduced"),
     output:
         f"{RESULTS}/dedup/shards/{{shard}}.parquet",
     params:

@@ -1,14 +1,15 @@
-# Inputs that stand beside per-batch lists are plain paths, not `rules.X.output`: Snakemake looks
+# Inputs that stand beside per-chunk lists are plain paths, not `rules.X.output`: Snakemake looks
 # every listed file up among a rule's dependencies on other rules' outputs, hashing the whole list
-# each time, quadratic in the batches (dry run of 2,000 batches 33.4 -> 27.3 s, of 4,000 68.3 -> 57.6 s).
+# each time, quadratic in the list's length.
 rule metrics:
     input:
-        samples=campaign_files("samples", ".jsonl.gz"),
-        relaxed=campaign_files("relaxed", ".jsonl.gz"),
-        validity=campaign_files("validity", ".parquet"),
-        novelty=campaign_files("novelty", ".parquet"),
+        samples=campaign_files("samples"),
+        relaxed=campaign_files("relaxed"),
+        descriptions=campaign_files("descriptions"),
+        validity=campaign_files("validity"),
+        novelty=campaign_files("novelty"),
         dedup=f"{RESULTS}/dedup/classes.parquet",
-        stability=campaign_files("stability", ".parquet"),
+        stability=campaign_files("stability"),
     output:
         csv=f"{RESULTS}/metrics/summary.csv",
         markdown=f"{RESULTS}/metrics/summary.md",

@@ -40,21 +40,21 @@ rule reference_reduced:
         "../scripts/reference_reduced.py"
 
 
-# Novelty is sharded by batch: each job needs only its batch and the reduced reference.
+# Novelty is sharded by chunk: each job needs only its chunk and the reduced reference.
 rule novelty:
     input:
-        structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
+        structures=chunk_output("relaxed"),
         reference=rules.reference.output.structures,
         reduced=rules.reference_reduced.output[0],
-        batch_reduced=f"{RESULTS}/reduced/{{generator}}/{{batch}}.pkl",
+        chunk_reduced=chunk_output("reduced"),
     output:
-        f"{RESULTS}/novelty/{{generator}}/{{batch}}.parquet",
+        chunk_output("novelty"),
     params:
         matching=MATCHER_SETTINGS,
     log:
-        f"{RESULTS}/logs/novelty/{{generator}}/{{batch}}.log",
+        f"{RESULTS}/logs/novelty/{{generator}}/{{chunk}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/novelty/{{generator}}/{{batch}}.tsv"
+        f"{RESULTS}/benchmarks/novelty/{{generator}}/{{chunk}}.tsv"
     resources:
         mem_mb=4000,
         runtime=60,

@@ -1,15 +1,16 @@
+# One job per chunk: the potential is loaded once and relaxes the chunk's batches that are missing
+# or stale, one file set each; then the chunk's manifest.
 rule relax:
     input:
-        f"{RESULTS}/samples/{{generator}}/{{batch}}.jsonl.gz",
+        chunk_output("samples"),
     output:
-        structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
-        sidecar=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.json",
+        chunk_output("relaxed"),
     params:
         relax=RELAX_SETTINGS,
     log:
-        f"{RESULTS}/logs/relax/{{generator}}/{{batch}}.log",
+        f"{RESULTS}/logs/relax/{{generator}}/{{chunk}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/relax/{{generator}}/{{batch}}.tsv"
+        f"{RESULTS}/benchmarks/relax/{{generator}}/{{chunk}}.tsv"
     threads: relax_threads(config["relax"])
     retries: config["jobs"]["retries"]
     resources:

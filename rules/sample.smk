@@ -1,16 +1,17 @@
+# One job per chunk of batches (crystal_campaign.chunks): it samples the batches that are missing
+# or stale, one file set each, and writes the chunk's manifest.
 rule sample:
     input:
         imported_files,
     output:
-        structures=f"{RESULTS}/samples/{{generator}}/{{batch}}.jsonl.gz",
-        sidecar=f"{RESULTS}/samples/{{generator}}/{{batch}}.json",
+        chunk_output("samples"),
     params:
         generator=sample_settings,
         campaign=config["campaign"],
     log:
-        f"{RESULTS}/logs/sample/{{generator}}/{{batch}}.log",
+        f"{RESULTS}/logs/sample/{{generator}}/{{chunk}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sample/{{generator}}/{{batch}}.tsv"
+        f"{RESULTS}/benchmarks/sample/{{generator}}/{{chunk}}.tsv"
     threads: 1
     retries: config["jobs"]["retries"]
     resources:

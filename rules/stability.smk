@@ -25,17 +25,17 @@ rule reference_energies:
 
 rule stability:
     input:
-        structures=f"{RESULTS}/relaxed/{{generator}}/{{batch}}.jsonl.gz",
+        structures=chunk_output("relaxed"),
         reference=rules.reference.output.structures,
         energies=rules.reference_energies.output.structures if SELF_CONSISTENT else [],
     output:
-        f"{RESULTS}/stability/{{generator}}/{{batch}}.parquet",
+        chunk_output("stability"),
     params:
         stability=config["stability"],
     log:
-        f"{RESULTS}/logs/stability/{{generator}}/{{batch}}.log",
+        f"{RESULTS}/logs/stability/{{generator}}/{{chunk}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/stability/{{generator}}/{{batch}}.tsv"
+        f"{RESULTS}/benchmarks/stability/{{generator}}/{{chunk}}.tsv"
     resources:
         mem_mb=2000,
         runtime=60,

@@ -1,4 +1,4 @@
-"""Snakemake entry point: novelty of one batch against the reference snapshot."""
+"""Snakemake entry point: novelty of one chunk against the reference snapshot."""
 
 from crystal_campaign import io, novelty
 
@@ -9,5 +9,5 @@ with io.log_to(snakemake.log[0]):
         snakemake.output[0],
         snakemake.params.matching,
         reduced_path=snakemake.input.reduced,
-        batch_reduced_path=snakemake.input.batch_reduced,
+        chunk_reduced_path=snakemake.input.chunk_reduced,
     )

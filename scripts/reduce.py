@@ -1,4 +1,4 @@
-"""Snakemake entry point: reduce one relaxed batch for matching (dedup and novelty)."""
+"""Snakemake entry point: reduce the structures of one relaxed chunk for matching (dedup and novelty)."""
 
 from crystal_campaign import io, matching
 

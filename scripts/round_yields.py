@@ -4,7 +4,7 @@ from crystal_campaign import io, rounds
 
 with io.log_to(snakemake.log[0]):
     rounds.run_yields_job(
-        rounds.batches_of(dict(snakemake.input.items())),
+        rounds.chunks_of(dict(snakemake.input.items())),
         snakemake.output[0],
         snakemake.params.arms,
         snakemake.params.matching,

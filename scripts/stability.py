@@ -1,4 +1,4 @@
-"""Snakemake entry point: energy above the hull of one batch."""
+"""Snakemake entry point: energy above the hull of one chunk."""
 
 from crystal_campaign import io, stability
 

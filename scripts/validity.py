@@ -1,4 +1,4 @@
-"""Snakemake entry point: validity flags of one batch."""
+"""Snakemake entry point: validity flags of one chunk."""
 
 from crystal_campaign import io, validity
 

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from pymatgen.core import Lattice, Structure
 
+from crystal_campaign import chunks, io
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
@@ -25,16 +27,37 @@ def nacl() -> Structure:
     return rock_salt()
 
 
-# What one new or changed batch plans: its per-batch jobs, then the campaign's aggregation.
-PER_BATCH_RULES = ("sample", "relax", "validity", "reduce", "novelty", "stability")
+def write_chunk(
+    folder: Path, generator: str, batches: dict[int, list[dict]], relaxer: dict | None = None
+) -> str:
+    """A relaxed chunk as the workflow writes one: each batch's records and sidecar under
+    ``folder``, then the manifest; its path."""
+    paths = []
+    for batch, records in batches.items():
+        path = chunks.batch_path(folder, batch)
+        sidecar = {
+            "generator": generator,
+            "batch": batch,
+            "failed": None,
+            "relaxer": relaxer or {"backend": "none"},
+        }
+        io.write_batch(path, records, sidecar)
+        paths.append(path)
+    manifest = folder / "chunks" / f"{chunks.split(list(batches), len(batches))[0]}.json"
+    chunks.write_manifest(manifest, generator, paths)
+    return str(manifest)
+
+
+# What one new or changed chunk plans: its per-chunk jobs, then the campaign's aggregation.
+PER_CHUNK_RULES = ("sample", "relax", "validity", "describe", "reduce", "novelty", "stability")
 # The metrics job and everything that reads its tables.
 FROM_METRICS = {"metrics": 1, "candidates": 1, "dft_inputs": 1, "plots": 1, "hulls": 1, "all": 1}
 AGGREGATION_JOBS = {"dedup_shard": 4, "dedup": 1, **FROM_METRICS}
 
 
-def batch_jobs(n_batches: int) -> dict[str, int]:
-    """Jobs planned for ``n_batches`` new or changed batches (default 4 dedup shards)."""
-    return {**dict.fromkeys(PER_BATCH_RULES, n_batches), **AGGREGATION_JOBS}
+def chunk_jobs(n_chunks: int) -> dict[str, int]:
+    """Jobs planned for ``n_chunks`` new or changed chunks (default 4 dedup shards)."""
+    return {**dict.fromkeys(PER_CHUNK_RULES, n_chunks), **AGGREGATION_JOBS}
 
 
 class Campaign:

@@ -37,7 +37,9 @@ SMALL = {
     ],
     "relax": {"backend": "chgnet", "max_steps": 3},
 }
-BATCH_STAGES = ("samples", "relaxed", "validity", "novelty")
+# Stages writing a file set per batch, and those writing a table per chunk of batches.
+BATCH_STAGES = ("samples", "relaxed")
+CHUNK_STAGES = ("samples", "relaxed", "validity", "novelty")
 # How Snakemake logs a job it starts and one it has finished.
 JOB_BLOCK = re.compile(
     r"^(?:local)?rule \w+:\n(?:    input: .*\n)?"
@@ -110,7 +112,9 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
 
 
 def finished_outputs(campaign: Campaign, snakemake_log: Path) -> dict[str, int]:
-    """Per-batch outputs of the jobs Snakemake has logged as finished, with their mtimes (ns).
+    """What a resume must not make again, with mtimes (ns): every sampled or relaxed batch under its
+    final name (a chunk job reuses the batches it finds), and the per-chunk outputs of the jobs
+    Snakemake has logged as finished.
 
     Only Snakemake's own "Finished jobid" line says a job is done: it comes after Snakemake has
     checked (and on SLURM touched) the outputs. A SLURM job can end, its files whole and its
@@ -126,11 +130,15 @@ def finished_outputs(campaign: Campaign, snakemake_log: Path) -> dict[str, int]:
         for path in job["output"].split(", ")
     ]
     prefix = f"{campaign.results.relative_to(campaign.root)}/"
-    return {
+    finished = {
         path.removeprefix(prefix): (campaign.root / path).stat().st_mtime_ns
         for path in outputs
-        if path.removeprefix(prefix).split("/")[0] in BATCH_STAGES
+        if path.removeprefix(prefix).split("/")[0] in CHUNK_STAGES
     }
+    for stage in BATCH_STAGES:
+        for path in (campaign.results / stage).glob("*/[0-9]*.json*"):
+            finished[str(path.relative_to(campaign.results))] = path.stat().st_mtime_ns
+    return finished
 
 
 def assert_whole(results: Path) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 from pymatgen.core import Lattice, Structure
 
 from conftest import rock_salt
-from crystal_campaign import metrics
+from crystal_campaign import description, metrics
 
 
 def cesium_chloride_type(species: tuple[str, str]) -> Structure:
@@ -16,14 +16,14 @@ def cesium_chloride_type(species: tuple[str, str]) -> Structure:
 
 
 def structures_rows(rows: list[tuple[str, str, Structure | None]]) -> pd.DataFrame:
-    """The per-structure table's columns that adherence reads, as ``structures_table`` builds them."""
+    """The per-structure table's columns that adherence reads, as the describe jobs write them."""
     return pd.DataFrame(
         [
             {
                 "id": rid,
                 "generator": generator,
                 "evaluated": s is not None,
-                **metrics.describe_structure(s, 0.1),
+                **description.describe_structure(s, 0.1),
             }
             for rid, generator, s in rows
         ]

@@ -26,8 +26,9 @@ PACKAGE = REPO / "src" / "crystal_campaign"
 LAYERS = [
     ["testhooks", "schema", "snakemake_signals", "snakemake_incomplete", "known_crystals", "tables"],
     ["batch_files", "screening", "pruning", "checks"],
+    ["chunks"],
     ["io"],
-    ["validity", "matching", "materials_project", "generators.base", "relax.base"],
+    ["validity", "description", "matching", "materials_project", "generators.base", "relax.base"],
     [
         "dedup",
         "reference",
@@ -44,8 +45,8 @@ LAYERS = [
     ["relax.torch_sim_engine", "relax.engines"],
     ["relax.potential"],
     ["generators", "relax.chgnet", "relax.mace"],
-    ["relax", "jobs", "metrics", "candidates", "plots", "dft"],
-    ["stability", "config", "status", "rounds"],
+    ["relax", "metrics", "candidates", "plots", "dft"],
+    ["stability", "config", "status", "rounds", "jobs"],
     ["prefetch", "hulls"],
     ["cli"],
 ]

@@ -20,7 +20,7 @@ from chemeleon_dng.schema import CrystalBatch
 from pymatgen.core import Composition
 
 from chemeleon_model import write_random_checkpoint
-from conftest import Campaign, batch_jobs
+from conftest import Campaign, chunk_jobs
 from crystal_campaign import cli, generators, io, metrics
 from crystal_campaign.config import ConfigError, validate_config
 from crystal_campaign.generators import chemeleon
@@ -350,7 +350,7 @@ def test_campaign_with_chemeleon_dng_csp_and_baseline(campaign):
 def test_adding_chemeleon_batches_runs_only_the_new_ones(campaign):
     grown = copy.deepcopy(campaign.config)
     grown["generators"][2]["n_batches"] = 3
-    assert campaign.planned_jobs_for(grown) == batch_jobs(1)
+    assert campaign.planned_jobs_for(grown) == chunk_jobs(1)
 
 
 @pytest.mark.workflow

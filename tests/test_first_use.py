@@ -41,6 +41,7 @@ def first(tmp_path_factory):
         "campaign": "first",
         "generators": [{"name": "known", "backend": "import", "paths": ["imported"], "batch_size": 2}],
         "relax": {"backend": "none"},
+        "jobs": {"batches_per_job": 1},
     }
     return Campaign(root, config)
 
@@ -52,7 +53,9 @@ def status(campaign: Campaign, monkeypatch, capsys) -> list[str]:
 
 
 def test_bad_structure_files_are_failure_rows_and_status_follows_the_campaign(first, monkeypatch, capsys):
-    first.snakemake(str(first.results.relative_to(first.root) / "relaxed" / "known" / "0000.json"))
+    first.snakemake(
+        str(first.results.relative_to(first.root) / "relaxed" / "known" / "chunks" / "0000-0000.json")
+    )
     partly = status(first, monkeypatch, capsys)
     assert partly[1].split() == [
         "generator",

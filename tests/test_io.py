@@ -85,7 +85,7 @@ def test_batch_contract_one_shape_from_sampling_through_relaxation(tmp_path, nac
     )
 
     relaxed_path = tmp_path / "relaxed" / "0003.jsonl.gz"
-    run_relax_job(NoRelaxer(), str(sample_path), str(relaxed_path))
+    run_relax_job(NoRelaxer(), str(sample_path), str(relaxed_path), {"backend": "none"})
     relaxed = io.read_sidecar(relaxed_path)
     assert set(relaxed) == set(batch_files.RelaxSidecar.__annotations__)
     assert (relaxed["generator"], relaxed["batch"], relaxed["status_counts"]) == (
@@ -93,6 +93,11 @@ def test_batch_contract_one_shape_from_sampling_through_relaxation(tmp_path, nac
         3,
         {"no_structure": 1, "not_relaxed": 1},
     )
+    # what it was made from: the relax settings and the sample batch as it was
+    assert relaxed["settings"] == {"backend": "none"}
+    assert relaxed["inputs"] == {
+        str(sample_path): [sample_path.stat().st_size, sample_path.stat().st_mtime_ns]
+    }
     records = io.read_records(relaxed_path)
     assert [r["target_formula"] for r in records] == ["NaCl", "KCl"]
     assert all(set(batch_files.RelaxedRecord.__annotations__) <= set(r) for r in records)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,14 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
 
-from conftest import rock_salt
-from crystal_campaign import io
+from conftest import rock_salt, write_chunk
+from crystal_campaign import chunks, io
 from crystal_campaign.dedup import dedup_table, group_indices, run_dedup_merge_job, run_dedup_shard_job
 from crystal_campaign.matching import (
     AlloyMatcher,
     MatchCounter,
     build_matcher,
+    read_reduced,
     reduce_structure,
     run_reduce_job,
 )
@@ -294,17 +294,16 @@ def test_sharded_dedup_equals_one_job(tmp_path):
         for i, s in enumerate(structures)
     ]
     records.insert(7, io.structure_record("g0/failed", 999, None, "relaxation failed", generator="g0"))
-    batch = tmp_path / "relaxed.jsonl.gz"
-    io.write_records(batch, records)
+    manifest = write_chunk(tmp_path / "relaxed", "g", {0: records})
     reduced = str(tmp_path / "reduced.pkl")
-    run_reduce_job(str(batch), reduced, {})
+    run_reduce_job(manifest, reduced, {})
     walk_path = str(tmp_path / "walk_order.txt")
     shard_paths = [str(tmp_path / f"{k}.parquet") for k in range(3)]
     for k, path in enumerate(shard_paths):
         run_dedup_shard_job([reduced], path, {"shards": 3}, k, walk_path)
     run_dedup_merge_job(shard_paths, str(tmp_path / "classes.parquet"), walk_path)
     merged, settings = io.read_table(tmp_path / "classes.parquet")
-    single, calls, walk = dedup_table(io.read_records(batch), MATCHER)
+    single, calls, walk = dedup_table(io.read_chunk_records(manifest), MATCHER)
     pd.testing.assert_frame_equal(merged, single)
     assert settings["shards"] == 3 and settings["fit_calls"] == calls
     assert (tmp_path / "walk_order.txt").read_text().split() == walk
@@ -312,21 +311,20 @@ def test_sharded_dedup_equals_one_job(tmp_path):
         run_dedup_shard_job([reduced], shard_paths[0], {"ltol": 0.3}, 0, walk_path)
 
 
-def reduced_batches(tmp_path: Path, batches: dict[str, list[Structure]]) -> dict[str, str]:
-    """A reduced batch file per ``generator/batch`` name, as the workflow's reduce jobs write them."""
+def reduced_chunks(tmp_path: Path, batches: dict[str, list[Structure]]) -> dict[str, str]:
+    """Per ``generator/batch`` name, a relaxed batch in a chunk of its own, reduced as the workflow's
+    reduce jobs do; the reduced chunks' paths."""
     paths = {}
     for name, structures in batches.items():
-        generator = name.split("/")[0]
+        generator, batch = name.split("/")
         records = [
             io.structure_record(f"{name}/{i}", i, s, None, generator=generator)
             for i, s in enumerate(structures)
         ]
-        relaxed = tmp_path / "relaxed" / f"{name}.jsonl.gz"
-        relaxed.parent.mkdir(parents=True, exist_ok=True)
-        io.write_records(relaxed, records)
+        manifest = write_chunk(tmp_path / "relaxed" / generator, generator, {int(batch): records})
         paths[name] = str(tmp_path / "reduced" / f"{name}.pkl")
         Path(paths[name]).parent.mkdir(parents=True, exist_ok=True)
-        run_reduce_job(str(relaxed), paths[name], {})
+        run_reduce_job(manifest, paths[name], {})
     return paths
 
 
@@ -344,7 +342,7 @@ def dedup_run(tmp_path: Path, inputs: list[str], matching: dict) -> tuple[pd.Dat
 
 def test_growing_a_campaign_walks_only_new_structures_to_the_classes_of_walking_all(tmp_path):
     structures = differential_input(160, 3)
-    paths = reduced_batches(
+    paths = reduced_chunks(
         tmp_path,
         {
             "a/0000": structures[:40],
@@ -359,7 +357,7 @@ def test_growing_a_campaign_walks_only_new_structures_to_the_classes_of_walking_
     grown_inputs = [paths["a/0000"], paths["a/0001"], paths["b/0000"], paths["c/0000"]]
     grown, settings = dedup_run(tmp_path, grown_inputs, matching)
     assert sum(s["walked"] for s in settings) == 80 and sum(s["kept"] for s in settings) == 80
-    records = [r for p in grown_inputs for r in pickle.loads(Path(p).read_bytes())["records"]]
+    records = [r for p in grown_inputs for r in read_reduced(p, MATCHER)]
     walked_all, _, _ = dedup_table(records, MATCHER, walk)
     pd.testing.assert_frame_equal(grown, walked_all)
     kept = ["id", "class_generator", "unique_generator", "class_all", "unique_all"]  # `shared` may turn True
@@ -369,10 +367,39 @@ def test_growing_a_campaign_walks_only_new_structures_to_the_classes_of_walking_
     regrouped, settings = dedup_run(tmp_path, grown_inputs, {"shards": 2})
     assert sum(s["walked"] for s in settings) == 160
     pd.testing.assert_frame_equal(regrouped, walked_all)
-    # a batch walked before that changed walks everything again
-    os.utime(paths["b/0000"], ns=(0, 0))
+    # a relaxed batch walked before that changed (and was reduced again) walks everything again
+    relaxed_b = tmp_path / "relaxed" / "b" / "0000.jsonl.gz"
+    os.utime(relaxed_b, ns=(0, 0))
+    run_reduce_job(str(tmp_path / "relaxed" / "b" / "chunks" / "0000-0000.json"), paths["b/0000"], {})
     _, settings = dedup_run(tmp_path, grown_inputs, {"shards": 2})
     assert sum(s["walked"] for s in settings) == 160
+
+
+def test_a_renamed_chunk_walks_only_its_new_batches(tmp_path):
+    """A grown generator's last chunk (``0000-0000`` becomes ``0000-0001``) holds a batch walked
+    before: dedup recognises it by its relaxed file and walks only the new batch."""
+    structures = differential_input(80, 5)
+    records = {
+        batch: [
+            io.structure_record(f"a/{batch}/{i}", i, s, None, generator="a")
+            for i, s in enumerate(structures[40 * batch : 40 * (batch + 1)])
+        ]
+        for batch in (0, 1)
+    }
+    folder = tmp_path / "relaxed" / "a"
+    first = write_chunk(folder, "a", {0: records[0]})
+    run_reduce_job(first, str(tmp_path / "first.pkl"), {})
+    before, _ = dedup_run(tmp_path, [str(tmp_path / "first.pkl")], {"shards": 2})
+    walk = (tmp_path / "dedup" / "walk_order.txt").read_text().split()
+    write_chunk(folder, "a", {1: records[1]})
+    chunks.write_manifest(
+        folder / "chunks" / "0000-0001.json", "a", [chunks.batch_path(folder, b) for b in (0, 1)]
+    )
+    run_reduce_job(str(folder / "chunks" / "0000-0001.json"), str(tmp_path / "grown.pkl"), {})
+    grown, settings = dedup_run(tmp_path, [str(tmp_path / "grown.pkl")], {"shards": 2})
+    assert sum(s["walked"] for s in settings) == 40 and sum(s["kept"] for s in settings) == len(before)
+    walked_all, _, _ = dedup_table(read_reduced(str(tmp_path / "grown.pkl"), MATCHER), MATCHER, walk)
+    pd.testing.assert_frame_equal(grown, walked_all)
 
 
 def alloy(species: list[str], a: float = 3.6) -> Structure:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mp_server import KEY, MATERIALS, FakeMaterialsProject, cscl_type_nacl
 
-from conftest import rock_salt
+from conftest import rock_salt, write_chunk
 from crystal_campaign import io, materials_project
 from crystal_campaign.config import validate_config
 from crystal_campaign.novelty import run_novelty_job
@@ -145,17 +145,15 @@ def test_novelty_and_mp_stability_after_prefetch_work_offline(tmp_path, server):
     sidecar = io.read_json(io.sidecar_path(reference))
     assert sidecar["mp"][0]["database_version"] == "2025.09.25" and sidecar["mp"][0]["include_gnome"] is False
 
-    batch = tmp_path / "relaxed" / "0000.jsonl.gz"
     nacl = rock_salt(5.7)
     records = [
         io.structure_record("known", 0, nacl, None, status="converged", energy=-2.5 * 8),
         io.structure_record("gnome", 1, cscl_type_nacl(), None, status="converged", energy=-2.45 * 2),
         io.structure_record("other", 2, rock_salt(4.2, ("Mg", "O")), None, status="converged", energy=-40.0),
     ]
-    io.write_records(batch, records)
-    io.write_json(io.sidecar_path(batch), {"relaxer": {"backend": "chgnet"}})
+    chunk = write_chunk(tmp_path / "relaxed", "g", {0: records}, relaxer={"backend": "chgnet"})
     novelty_path = tmp_path / "novelty.parquet"
-    run_novelty_job(str(batch), str(reference), str(novelty_path), {})
+    run_novelty_job(chunk, str(reference), str(novelty_path), {})
     novelty, used = io.read_table(novelty_path)
     assert novelty["novel"].tolist() == [False, True, False]
     assert novelty["reference_match"].tolist()[0] == "mp:mp-22862"
@@ -170,7 +168,7 @@ def test_novelty_and_mp_stability_after_prefetch_work_offline(tmp_path, server):
         "threshold": 0.1,
         "metastable_threshold": 0.2,
     }
-    run_stability_job(str(batch), str(reference), None, str(stability_path), stability_settings)
+    run_stability_job(chunk, str(reference), None, str(stability_path), stability_settings)
     table, recorded = io.read_table(stability_path)
     assert table["e_above_hull"].tolist()[:2] == pytest.approx([0.0, 0.05])
     assert table["stable"].tolist() == [True, True, False]

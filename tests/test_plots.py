@@ -206,7 +206,7 @@ def test_figures_without_any_structure_say_so():
         columns=["id", "class_generator", "unique_generator", "class_all", "unique_all", "shared"]
     )
     empty = metrics.concat_tables([])
-    structures = metrics.structures_table([], empty, empty, dedup, 0.1)
+    structures = metrics.structures_table(empty, empty, empty, dedup)
     summary = metrics.summary_table(structures, {"a": 0, "b": 0})
     figures = plots.figures(structures, summary, {}, SETTINGS)
     for name in ("atoms_per_cell", "space_groups", "elements"):

@@ -7,7 +7,7 @@ from ase.io import write as ase_write
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from conftest import rock_salt
+from conftest import rock_salt, write_chunk
 from crystal_campaign import io
 from crystal_campaign.matching import MatchCounter, build_matcher
 from crystal_campaign.novelty import ReferenceIndex, run_novelty_job
@@ -54,17 +54,13 @@ def test_reference_sources_in_every_file_format(tmp_path):
 
 
 def test_novelty_job_records_matches_and_settings(tmp_path, embedded):
-    batch = tmp_path / "0000.jsonl.gz"
-    io.write_records(
-        batch,
-        [
-            io.structure_record("x-0", 0, rock_salt(5.7), None),
-            io.structure_record("x-1", 1, rock_salt(3.0, ("Ti", "O")) * (2, 2, 2), None),
-            io.structure_record("x-2", 2, None, "failed"),
-        ],
-    )
+    records = [
+        io.structure_record("x-0", 0, rock_salt(5.7), None),
+        io.structure_record("x-1", 1, rock_salt(3.0, ("Ti", "O")) * (2, 2, 2), None),
+        io.structure_record("x-2", 2, None, "failed"),
+    ]
     output = tmp_path / "novelty.parquet"
-    run_novelty_job(str(batch), str(embedded), str(output), {"ltol": 0.2})
+    run_novelty_job(write_chunk(tmp_path, "x", {0: records}), str(embedded), str(output), {"ltol": 0.2})
     table, settings = io.read_table(output)
     assert table["novel"].tolist() == [False, True, False]
     assert table["reference_match"].tolist()[0] == "embedded:NaCl rock salt"

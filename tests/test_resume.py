@@ -60,7 +60,7 @@ def test_a_batch_its_job_finished_after_the_interrupt_is_not_done_again(tmp_path
 def test_a_batch_that_keeps_failing_is_retried_then_counted_with_its_log(tmp_path, monkeypatch):
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
-    (hook_dir / "fail").write_text("logs/sample/rss/0001.log\nlogs/relax/rss/0000.log\n")
+    (hook_dir / "fail").write_text("sample/rss/0001\nrelax/rss/0000\n")
     monkeypatch.setenv(HOOK_VARIABLE, str(hook_dir))
     campaign = Campaign(tmp_path / "campaign", {**SMALL, "jobs": {"retries": 1}})
     result = campaign.snakemake("--keep-going")
@@ -72,12 +72,12 @@ def test_a_batch_that_keeps_failing_is_retried_then_counted_with_its_log(tmp_pat
     failed = table[table["reason"].str.startswith("batch failed", na=False)].set_index("id")["reason"]
     # Batch 1 never sampled; batch 0 sampled but never relaxed.
     assert sorted(failed.index) == ["rss-b0000-0000", "rss-b0000-0001", "rss-b0001-0000", "rss-b0001-0001"]
-    sample_log = "results/small/logs/sample/rss/0001.log"
+    sample_log = "results/small/logs/sample/rss/0000-0001.log"
     assert failed["rss-b0001-0000"] == (
-        f"batch failed after 2 attempts: RuntimeError: test hook: failure requested for the job "
-        f"logging to {sample_log} (log: {sample_log})"
+        f"batch failed after 2 attempts: RuntimeError: test hook: failure requested at sample/rss/0001 "
+        f"(log: {sample_log})"
     )
-    assert "(log: results/small/logs/relax/rss/0000.log)" in failed["rss-b0000-0000"]
+    assert "(log: results/small/logs/relax/rss/0000-0001.log)" in failed["rss-b0000-0000"]
     assert [(f["generator"], f["batch"], f["stage"]) for f in settings["failed_batches"]] == [
         ("rss", 1, "sample"),
         ("rss", 0, "relax"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 
 import pandas as pd
@@ -12,10 +11,10 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from pymatgen.io.vasp import Poscar
 
-from conftest import FROM_METRICS, Campaign, batch_jobs, run_with_imported_examples
+from conftest import FROM_METRICS, Campaign, chunk_jobs, run_with_imported_examples
 from crystal_campaign import io
 from crystal_campaign.dedup import dedup_table
-from crystal_campaign.matching import build_matcher
+from crystal_campaign.matching import build_matcher, read_reduced
 
 pytestmark = pytest.mark.workflow
 
@@ -163,12 +162,10 @@ def test_summary_says_how_small_the_reference_is_and_which_systems_it_does_not_c
 
 
 def test_job_logs_show_progress_and_tables_their_units(campaign):
-    relax_log = (campaign.results / "logs" / "relax" / "rss" / "0000.log").read_text()
-    assert "relaxed structures: 3/3 done after" in relax_log
-    assert (
-        "sampled structures: 3/3 done after"
-        in (campaign.results / "logs" / "sample" / "rss" / "0000.log").read_text()
-    )
+    relax_log = (campaign.results / "logs" / "relax" / "rss" / "0000-0001.log").read_text()
+    assert relax_log.count("relaxed structures: 3/3 done after") == 2  # each batch of the chunk
+    sample_log = (campaign.results / "logs" / "sample" / "rss" / "0000-0001.log").read_text()
+    assert sample_log.count("sampled structures: 3/3 done after") == 2
     units = io.read_json(campaign.results / "metrics" / "summary.json")["units"]
     assert (units["e_above_hull"], units["max_force"], units["density"], units["rmsd"]) == (
         "eV/atom",
@@ -215,7 +212,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         (
             "matching",
             {"ltol": 0.25},
-            {"reduce": 4, "dedup_shard": 4, "dedup": 1, "reference_reduced": 1, "novelty": 4, **FROM_METRICS},
+            {"reduce": 2, "dedup_shard": 4, "dedup": 1, "reference_reduced": 1, "novelty": 2, **FROM_METRICS},
         ),
         (
             "matching",
@@ -225,17 +222,17 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         (
             "validity",
             {"min_distance": 0.6},
-            {"validity": 4, **FROM_METRICS},
+            {"validity": 2, **FROM_METRICS},
         ),
         (
             "metrics",
             {"symprec": 0.01},
-            FROM_METRICS,
+            {"describe": 2, **FROM_METRICS},
         ),
         (
             "stability",
             {"threshold": 0.05},
-            {"stability": 4, **FROM_METRICS},
+            {"stability": 2, **FROM_METRICS},
         ),
         ("plots", {"dpi": 100}, {"plots": 1, "hulls": 1, "all": 1}),
         ("dft", {"input_set": "MPScanRelaxSet"}, {"dft_inputs": 1, "all": 1}),
@@ -246,8 +243,8 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
                 "reference": 1,
                 "reference_energies": 1,
                 "reference_reduced": 1,
-                "novelty": 4,
-                "stability": 4,
+                "novelty": 2,
+                "stability": 2,
                 **FROM_METRICS,
             },
         ),
@@ -255,6 +252,8 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         ("relax", {**TINY["relax"], "resources": {"gpus": 1, "mem_mb": 9000, "runtime": 5}}, {}),
         ("relax", {**TINY["relax"], "threads": 2, "memory_budget_mb": 900, "memory_per_atom_mb": 1.0}, {}),
         ("jobs", {"retries": 3}, {}),
+        # Other chunks: every chunk job runs again (sampling and relaxation reuse their batches).
+        ("jobs", {"batches_per_job": 1}, chunk_jobs(4)),
     ],
 )
 def test_changing_settings_reruns_only_the_rules_that_read_them(campaign, section, change, expected):
@@ -302,23 +301,46 @@ def test_relax_jobs_ask_for_their_threads_gpu_and_memory(tmp_path, relax_setting
 
 
 def test_adding_batches_runs_only_the_new_batches(campaign):
+    """rss's chunk 0000-0001 becomes 0000-0002: its jobs run; they sample and relax batch 2 alone
+    (test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids)."""
     grown = {**TINY, "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1]]}
-    assert campaign.planned_jobs_for(grown) == batch_jobs(1)
+    assert campaign.planned_jobs_for(grown) == chunk_jobs(1)
 
 
 def test_changing_one_generators_settings_reruns_only_its_batches(campaign):
     changed = {**TINY, "generators": [{**TINY["generators"][0], "max_atoms": 5}, TINY["generators"][1]]}
-    rss_batches = TINY["generators"][0]["n_batches"]
-    assert campaign.planned_jobs_for(changed) == batch_jobs(rss_batches)
+    assert campaign.planned_jobs_for(changed) == chunk_jobs(1)
     with_resources = {**TINY["generators"][0], "resources": {"gpus": 1, "runtime": 5}}
     assert campaign.planned_jobs_for({**TINY, "generators": [with_resources, TINY["generators"][1]]}) == {}
 
 
-def batch_outputs(results) -> dict[str, int]:
-    stages = ("samples", "relaxed", "validity", "novelty")
+def batch_outputs(results, stages=("samples", "relaxed", "validity", "novelty")) -> dict[str, int]:
     return {
         str(p.relative_to(results)): p.stat().st_mtime_ns for s in stages for p in (results / s).rglob("*.*")
     }
+
+
+def test_other_chunks_reuse_every_sampled_and_relaxed_batch(campaign, tmp_path):
+    """``jobs.batches_per_job`` decides how batches are shared out to jobs, never what they hold:
+    with one batch a job, every chunk job runs, no batch is sampled or relaxed again, and the
+    tables are the same."""
+    rechunked = Campaign.copy_of(campaign, tmp_path / "rechunked")
+    before, _ = io.read_table(rechunked.results / "metrics" / "structures.parquet")
+    batches = {
+        path: mtime
+        for path, mtime in batch_outputs(rechunked.results, ("samples", "relaxed")).items()
+        if "chunks" not in path
+    }
+    rechunked.config = {**TINY, "jobs": {"batches_per_job": 1}}
+    rechunked.write()
+    rechunked.snakemake()
+    after, _ = io.read_table(rechunked.results / "metrics" / "structures.parquet")
+    assert {
+        p: m for p, m in batch_outputs(rechunked.results, ("samples", "relaxed")).items() if p in batches
+    } == batches
+    manifests = {p.name for p in (rechunked.results / "relaxed" / "rss" / "chunks").iterdir()}
+    assert manifests == {"0000-0001.json", "0000-0000.json", "0001-0001.json"}
+    pd.testing.assert_frame_equal(after, before)
 
 
 def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, tmp_path):
@@ -332,7 +354,7 @@ def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, 
         "generators": [{**TINY["generators"][0], "n_batches": 3}, TINY["generators"][1], newcomer],
     }
     grown.write()
-    assert grown.planned_jobs() == batch_jobs(2)
+    assert grown.planned_jobs() == chunk_jobs(2)
     classes_before, _ = io.read_table(grown.results / "dedup" / "classes.parquet")
     walked_before = (grown.results / "dedup" / "walk_order.txt").read_text().split()
     grown.snakemake()
@@ -343,11 +365,10 @@ def test_growing_a_campaign_runs_only_new_batches_and_keeps_class_ids(campaign, 
     assert sum(s["kept"] for s in shards) == len(classes_before)
     assert sum(s["walked"] for s in shards) == len(classes_after) - len(classes_before) > 0
     reduced = [
-        p
-        for g in grown.config["generators"]
-        for p in sorted((grown.results / "reduced" / g["name"]).glob("*.pkl"))
+        grown.results / "reduced" / name / f"{chunk}.pkl"
+        for name, chunk in (("rss", "0000-0002"), ("known", "0000-0001"), ("rss2", "0000-0000"))
     ]
-    records = [r for path in reduced for r in pickle.loads(path.read_bytes())["records"]]
+    records = [r for path in reduced for r in read_reduced(path, build_matcher())]
     walked_all, _, _ = dedup_table(records, build_matcher(), walked_before)
     pd.testing.assert_frame_equal(classes_after, walked_all)
 

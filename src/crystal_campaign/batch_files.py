@@ -97,11 +97,14 @@ class SampleSidecar(Counts):
     failed: str | None
     wall_time_s: float
     versions: dict[str, str]
+    inputs: dict[str, list[int]]  # files it was made from (imports): path -> [size, mtime ns]
 
 
 class RelaxSidecar(TypedDict):
     generator: str
     batch: int
+    settings: dict  # the relax section it was relaxed with (execution keys aside)
+    inputs: dict[str, list[int]]  # the sample batch it relaxed: path -> [size, mtime ns]
     relaxer: dict  # the relaxer's settings: backend, model, device, checkpoint and its SHA-256
     n_structures: int
     status_counts: dict[str, int]
@@ -142,6 +145,7 @@ def sample_sidecar(
     sampler: Sampler | None = None,
     device: str | None = None,
     failed: str | None = None,
+    inputs: dict[str, list[int]] | None = None,
 ) -> dict:
     """A sample batch's sidecar, its counts taken from ``records``."""
     return {
@@ -159,6 +163,7 @@ def sample_sidecar(
         "failed": failed,
         "wall_time_s": round(wall_time_s, 3),
         "versions": versions,
+        "inputs": inputs or {},
         **counts(records),
     }
 

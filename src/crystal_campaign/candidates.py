@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 from pymatgen.io.cif import CifWriter
 
-from crystal_campaign import io, tables
+from crystal_campaign import chunks, io, tables
 
 INDEX_COLUMNS = [
     "rank",
@@ -92,19 +92,29 @@ def candidates_html(index: pd.DataFrame, settings: dict, campaign: str) -> str:
 
 
 def write_candidates(
-    structures_path: str, relaxed_paths: Sequence[str], output_dir: str, html_path: str, campaign: str
+    structures_path: str, relaxed_manifests: Sequence[str], output_dir: str, html_path: str, campaign: str
 ) -> None:
     """``output_dir``/index.csv and one CIF per candidate (the folder is replaced as a whole), and
-    the report's candidates table at ``html_path``."""
-    structures, settings = io.read_table(structures_path)
-    wanted = set(structures.loc[structures["msun"], "id"]) if "msun" in structures else set()
+    the report's candidates table at ``html_path``. Only the candidates' rows of the per-structure
+    table and their batches' files are read."""
+    settings = io.read_table_settings(structures_path)
+    has_flags = "msun" in io.table_columns(structures_path)
+    structures = io.read_table(structures_path, filters=[("msun", "==", True)])[0] if has_flags else None
+    wanted = set() if structures is None else set(structures["id"])
+    batches = (
+        set() if structures is None else set(zip(structures["generator"], structures["batch"], strict=True))
+    )
     found, relaxers = {}, {}
-    for path in relaxed_paths:
-        relaxer = relaxer_label(io.read_sidecar(path)["relaxer"])
-        for record in io.read_records(path):
-            if record["id"] in wanted:
-                found[record["id"]], relaxers[record["id"]] = record["structure"], relaxer
-    index = candidates_table(structures, settings, relaxers)
+    for manifest in relaxed_manifests:
+        for entry in chunks.read_manifest(manifest):
+            sidecar = entry["sidecar"]
+            if (sidecar["generator"], sidecar["batch"]) not in batches:
+                continue
+            relaxer = relaxer_label(sidecar["relaxer"])
+            for record in io.read_records(entry["path"]):
+                if record["id"] in wanted:
+                    found[record["id"]], relaxers[record["id"]] = record["structure"], relaxer
+    index = candidates_table(pd.DataFrame() if structures is None else structures, settings, relaxers)
     with io.replaced_folder(output_dir) as staging:
         (staging / "cif").mkdir()
         for sid, cif in zip(index["id"], index["cif"], strict=True):

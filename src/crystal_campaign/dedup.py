@@ -16,17 +16,18 @@ Shards. A structure's shard is the hash of its chemical system; buckets (equal c
 hashes) never span two chemical systems, so each shard's classes are exact on their own.
 
 Growth. Each shard keeps its classes (every walk's leaders with their reduced structures) in a
-state file beside the walk order; a later run reads only the batches it has not walked and walks
-their structures after the others, which by the walk-order rule gives the classes of walking
-everything again. A changed matcher setting or shard count, or a batch walked before that changed
-or left the campaign, walks everything again.
+state file beside the walk order; a later run reads only the reduced chunks it has not read as they
+are now, and walks only the structures of batches it has not walked (a grown generator's renamed
+last chunk holds batches walked before: they are recognised by their relaxed file), after the
+others, which by the walk-order rule gives the classes of walking everything again. A changed
+matcher setting or shard count, or a batch walked before that changed or left the campaign, walks
+everything again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
 from collections import ChainMap
 from collections.abc import Callable, Hashable, Sequence
@@ -37,12 +38,12 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from crystal_campaign import io
+from crystal_campaign import chunks, io
 from crystal_campaign.matching import (
     MatchCounter,
     build_matcher,
     matcher_settings,
-    read_reduced_batch,
+    read_reduced_batches,
     reduce_structure,
     reduced_of,
 )
@@ -218,63 +219,89 @@ def read_walk_order(path: str | Path) -> list[str]:
 @dataclass
 class ShardState:
     """What a dedup shard keeps beside the walk order (``dedup/state/{shard}.pkl``): its classes
-    and the reduced batch files they came from, so growing a campaign walks only new structures."""
+    and the relaxed batches they came from, so growing a campaign walks only new structures."""
 
     settings: dict  # matcher settings and shard count: any change walks everything again
-    batches: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> size, mtime, evaluated
-    places: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> path, index among evaluated
+    chunks: dict[str, tuple[list[int], list[str]]] = field(
+        default_factory=dict
+    )  # reduced chunk -> mark, batches
+    batches: dict[str, tuple[list[int], int]] = field(
+        default_factory=dict
+    )  # batch -> relaxed mark, evaluated
+    places: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> batch, index among evaluated
     classes: Classes = field(default_factory=Classes)
+
+
+class WalkAgain(Exception):
+    """A batch the state walked changed or left the campaign: its classes no longer hold."""
 
 
 def shard_state_path(walk_order_path: str | Path, shard: int) -> Path:
     return Path(walk_order_path).parent / "state" / f"{shard}.pkl"
 
 
-def file_mark(path: str) -> tuple[int, int]:
-    status = os.stat(path)
-    return status.st_size, status.st_mtime_ns
-
-
-def load_shard_state(
-    path: Path, settings: dict, reduced_paths: Sequence[str]
-) -> tuple[ShardState, str | None]:
-    """The saved state if it still holds (same settings; every batch it walked unchanged and still
-    in the campaign), else an empty one and why."""
+def load_shard_state(path: Path, settings: dict) -> tuple[ShardState, str | None]:
+    """The saved state if made with ``settings``, else an empty one and why."""
     if not path.exists():
         return ShardState(settings), "no earlier state"
     with open(path, "rb") as handle:
         state: ShardState = pickle.load(handle)
     if state.settings != settings:
         return ShardState(settings), "matching settings changed"
-    current = set(reduced_paths)
-    for batch, (size, mtime, _) in state.batches.items():
-        if batch not in current or file_mark(batch) != (size, mtime):
-            return ShardState(settings), f"{batch} changed or left the campaign"
     return state, None
+
+
+def new_shard_records(
+    state: ShardState, reduced_paths: Sequence[str], matcher: StructureMatcher, shard: int
+) -> tuple[list[str], list[dict]]:
+    """The campaign's batches in order and the records of ``shard`` in the batches ``state`` has
+    not walked, noted in ``state``. Reads only chunk files it has not read as they are now; raises
+    ``WalkAgain`` if a batch walked before changed or is gone."""
+    order, records = [], []
+    shards = state.settings["shards"]
+    for path in reduced_paths:
+        mark = chunks.file_mark(path)
+        if path in state.chunks and state.chunks[path][0] == mark:
+            order += state.chunks[path][1]
+            continue
+        batches = read_reduced_batches(path, matcher)
+        state.chunks[path] = (mark, [batch["path"] for batch in batches])
+        for batch in batches:
+            order.append(batch["path"])
+            known = state.batches.get(batch["path"])
+            if known is not None:
+                if known[0] != batch["mark"]:
+                    raise WalkAgain(f"{batch['path']} changed")
+                continue
+            evaluated = [r for r in batch["records"] if r["reduced"] is not None]
+            state.batches[batch["path"]] = (batch["mark"], len(evaluated))
+            for index, record in enumerate(evaluated):
+                if shard_of(record["reduced"].chemsys, shards) == shard:
+                    records.append(record)
+                    state.places[record["id"]] = (batch["path"], index)
+    gone = state.batches.keys() - set(order)
+    if gone:
+        raise WalkAgain(f"{min(gone)} left the campaign")
+    state.chunks = {path: state.chunks[path] for path in reduced_paths}
+    return order, records
 
 
 def run_dedup_shard_job(
     reduced_paths: Sequence[str], output_path: str, matching: dict, shard: int, walk_order_path: str
 ) -> None:
     """Classes of the structures whose chemical system hashes to ``shard``: exact, since buckets
-    (equal composition hashes) never span two chemical systems. Only batches its saved state has
-    not walked are read; rows carry their campaign ``position`` for the merge."""
+    (equal composition hashes) never span two chemical systems. Only the batches its saved state
+    has not walked are walked; rows carry their campaign ``position`` for the merge."""
     matcher = build_matcher(matching)
-    shards = dedup_shards(matching)
     settings = matcher_settings(matcher)
     state_path = shard_state_path(walk_order_path, shard)
-    state, reset = load_shard_state(state_path, {"matcher": settings, "shards": shards}, reduced_paths)
+    state, reset = load_shard_state(state_path, {"matcher": settings, "shards": dedup_shards(matching)})
+    try:
+        order, records = new_shard_records(state, reduced_paths, matcher, shard)
+    except WalkAgain as why:
+        state, reset = ShardState(state.settings), str(why)
+        order, records = new_shard_records(state, reduced_paths, matcher, shard)
     kept = len(state.classes.ids)
-    records = []
-    for path in reduced_paths:
-        if path in state.batches:
-            continue
-        evaluated = [r for r in read_reduced_batch(path, matcher) if r["reduced"] is not None]
-        state.batches[path] = (*file_mark(path), len(evaluated))
-        for index, record in enumerate(evaluated):
-            if shard_of(record["reduced"].chemsys, shards) == shard:
-                records.append(record)
-                state.places[record["id"]] = (path, index)
     calls = state.classes.walk(records, matcher, read_walk_order(walk_order_path))
     logging.info(
         "walked %d new structures after %d kept%s",
@@ -283,9 +310,9 @@ def run_dedup_shard_job(
         f" (walked all: {reset})" if reset else "",
     )
     starts, total = {}, 0
-    for path in reduced_paths:  # campaign position of each batch's first evaluated structure
-        starts[path], total = total, total + state.batches[path][2]
-    position = {key: starts[path] + index for key, (path, index) in state.places.items()}
+    for batch in order:  # campaign position of each batch's first evaluated structure
+        starts[batch], total = total, total + state.batches[batch][1]
+    position = {key: starts[batch] + index for key, (batch, index) in state.places.items()}
     ids = sorted(position, key=position.__getitem__)
     table = state.classes.table(ids)
     table.insert(1, "position", [position[key] for key in ids])

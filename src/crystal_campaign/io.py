@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
+from crystal_campaign import chunks
+
 # The batch contract needs only the standard library: runners in other environments use it too.
 from crystal_campaign.batch_files import atomic_path as atomic_path
 from crystal_campaign.batch_files import file_sha256 as file_sha256
@@ -56,6 +58,11 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
+def read_chunk_records(manifest_path: str | Path) -> list[dict]:
+    """``read_records`` of every batch a chunk manifest names, in batch order."""
+    return [record for path in chunks.manifest_paths(manifest_path) for record in read_records(path)]
+
+
 def write_table(path: str | Path, table: pd.DataFrame, settings: dict) -> None:
     """Parquet table whose schema metadata records the settings that produced it."""
     arrow = pa.Table.from_pandas(table, preserve_index=False)
@@ -67,10 +74,25 @@ def write_table(path: str | Path, table: pd.DataFrame, settings: dict) -> None:
         pq.write_table(arrow.replace_schema_metadata(metadata), tmp)
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    arrow = pq.read_table(path)
-    settings = json.loads((arrow.schema.metadata or {}).get(SETTINGS_KEY, b"{}"))
-    return arrow.to_pandas(), settings
+def read_table(
+    path: str | Path, columns: list[str] | None = None, filters: list[tuple] | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """A ``write_table`` table (only ``columns``, only rows passing pyarrow ``filters``) and its settings."""
+    arrow = pq.read_table(path, columns=columns, filters=filters)
+    return arrow.to_pandas(), schema_settings(arrow.schema)
+
+
+def read_table_settings(path: str | Path) -> dict:
+    """The settings a ``write_table`` table records, without reading its rows."""
+    return schema_settings(pq.read_schema(path))
+
+
+def schema_settings(schema: pa.Schema) -> dict:
+    return json.loads((schema.metadata or {}).get(SETTINGS_KEY, b"{}"))
+
+
+def table_columns(path: str | Path) -> list[str]:
+    return pq.read_schema(path).names
 
 
 EXTXYZ_SUFFIXES = {".extxyz", ".xyz"}

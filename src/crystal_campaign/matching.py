@@ -19,7 +19,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import OrderDisorderElementComparator, StructureMatcher
 from pymatgen.core import Composition, Element, Structure
 
-from crystal_campaign import io
+from crystal_campaign import chunks, io
 from crystal_campaign.pruning import Reduced, build_structure, lattice_may_map, successive_minima
 from crystal_campaign.schema import section_defaults
 
@@ -244,28 +244,43 @@ def reduced_of(record: dict, matcher: StructureMatcher) -> Reduced | None:
     return None if record["structure"] is None else reduce_structure(matcher, record["structure"])
 
 
-def run_reduce_job(relaxed_path: str, output_path: str, matching: dict) -> None:
-    """Reduce every structure of a relaxed batch once, for dedup and novelty alike: a pickle of
-    records (``id``, ``generator``, ``reduced``: a ``Reduced`` or None) and the matcher settings."""
+def run_reduce_job(relaxed_manifest: str, output_path: str, matching: dict) -> None:
+    """Reduce every structure of a relaxed chunk once, for dedup and novelty alike: a pickle of the
+    matcher settings and the chunk's batches, each with its relaxed file's path and mark (so dedup
+    knows a batch it walked before) and its records (``id``, ``generator``, ``reduced``: a
+    ``Reduced`` or None)."""
     matcher = build_matcher(matching)
-    records = [
+    batches = [
         {
-            "id": record["id"],
-            "generator": record.get("generator"),
-            "reduced": reduced_of(record, matcher),
+            "path": path,
+            "mark": chunks.file_mark(path),
+            "records": [
+                {
+                    "id": record["id"],
+                    "generator": record.get("generator"),
+                    "reduced": reduced_of(record, matcher),
+                }
+                for record in io.read_records(path)
+            ],
         }
-        for record in io.read_records(relaxed_path)
+        for path in chunks.manifest_paths(relaxed_manifest)
     ]
     with io.atomic_path(output_path) as tmp, open(tmp, "wb") as handle:
         pickle.dump(
-            {"matcher": matcher_settings(matcher), "records": records}, handle, pickle.HIGHEST_PROTOCOL
+            {"matcher": matcher_settings(matcher), "batches": batches}, handle, pickle.HIGHEST_PROTOCOL
         )
 
 
-def read_reduced_batch(path: str | Path, matcher: StructureMatcher) -> list[dict]:
-    """Records of a ``run_reduce_job`` file; refuses one made with other matcher settings."""
+def read_reduced_batches(path: str | Path, matcher: StructureMatcher) -> list[dict]:
+    """The batches of a ``run_reduce_job`` file (``path``, ``mark``, ``records``); refuses one made
+    with other matcher settings."""
     with open(path, "rb") as handle:
         payload = pickle.load(handle)
     if payload["matcher"] != matcher_settings(matcher):
         raise ValueError(f"{path} was reduced with another matcher: {payload['matcher']}")
-    return payload["records"]
+    return payload["batches"]
+
+
+def read_reduced(path: str | Path, matcher: StructureMatcher) -> list[dict]:
+    """The records of a ``run_reduce_job`` file, every batch's in order."""
+    return [record for batch in read_reduced_batches(path, matcher) for record in batch["records"]]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
-from pymatgen.core import Composition, Structure
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pymatgen.core import Composition
 
-from crystal_campaign import generators, io, tables
+from crystal_campaign import chunks, generators, io, tables
 
 DEFINITIONS = {
     "n_requested": "structures asked of the generator (import: structures and unreadable files found)",
@@ -104,48 +102,14 @@ SUMMARY_INPUTS = {
 }
 
 
-def describe_structure(structure: Structure | None, symprec: float) -> dict:
-    if structure is None:
-        return {
-            "formula": None,
-            "chemsys": None,
-            "n_sites": 0,
-            "space_group": None,
-            "space_group_number": 0,
-            "density": float("nan"),
-        }
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
-            symbol, number = analyzer.get_space_group_symbol(), analyzer.get_space_group_number()
-    except Exception:  # spglib gives up on some broken cells; that is not worth a crash
-        symbol, number = None, 0
-    return {
-        "formula": structure.composition.reduced_formula,
-        "chemsys": structure.composition.chemical_system,
-        "n_sites": len(structure),
-        "space_group": symbol,
-        "space_group_number": number,
-        "density": float(structure.density),
-    }
-
-
 def structures_table(
-    relaxed_paths: Sequence[str],
+    descriptions: pd.DataFrame,
     validity: pd.DataFrame,
     novelty: pd.DataFrame,
     dedup: pd.DataFrame,
-    symprec: float,
 ) -> pd.DataFrame:
-    rows = []
-    for path in relaxed_paths:
-        for record in io.read_records(path):
-            structure = record.pop("structure")
-            rows.append(
-                {**record, "evaluated": structure is not None, **describe_structure(structure, symprec)}
-            )
-    table = pd.DataFrame(rows, columns=None if rows else ["id"])
+    """The chunks' descriptions (``description``) with their validity, novelty and match classes."""
+    table = descriptions
     for other in (validity, novelty, dedup):
         table = table.merge(other, on="id", how="left", validate="one_to_one")
     missing = {column: dtype for column, dtype in SUMMARY_INPUTS.items() if column not in table}
@@ -386,11 +350,12 @@ def with_failed_batch_counts(summary: pd.DataFrame, failed: list[dict]) -> pd.Da
 
 @dataclass
 class MetricsInputs:
-    """What the metrics job reads: the batches' sidecars and the per-batch tables with their settings."""
+    """What the metrics job reads: the batches' sidecars (from the chunk manifests) and the
+    per-chunk tables with their settings."""
 
-    relaxed_paths: Sequence[str]
     samples: list[dict]  # sample sidecars (batch_files.SampleSidecar)
     relaxed: list[dict]  # relax sidecars (batch_files.RelaxSidecar)
+    descriptions: list[tuple[pd.DataFrame, dict]]
     validity: list[tuple[pd.DataFrame, dict]]
     novelty: list[tuple[pd.DataFrame, dict]]
     stability: list[tuple[pd.DataFrame, dict]]
@@ -398,11 +363,12 @@ class MetricsInputs:
 
     @classmethod
     def read(cls, paths: dict[str, Sequence[str]]) -> MetricsInputs:
-        """``paths``: the metrics rule's inputs (samples, relaxed, validity, novelty, stability, dedup)."""
+        """``paths``: the metrics rule's inputs (samples and relaxed manifests; descriptions,
+        validity, novelty, stability tables; dedup)."""
         return cls(
-            relaxed_paths=list(paths["relaxed"]),
-            samples=[io.read_sidecar(p) for p in paths["samples"]],
-            relaxed=[io.read_sidecar(p) for p in paths["relaxed"]],
+            samples=[entry["sidecar"] for p in paths["samples"] for entry in chunks.read_manifest(p)],
+            relaxed=[entry["sidecar"] for p in paths["relaxed"] for entry in chunks.read_manifest(p)],
+            descriptions=[io.read_table(p) for p in paths["descriptions"]],
             validity=[io.read_table(p) for p in paths["validity"]],
             novelty=[io.read_table(p) for p in paths["novelty"]],
             stability=[io.read_table(p) for p in paths["stability"]],
@@ -436,11 +402,10 @@ class MetricsInputs:
 def per_structure_table(inputs: MetricsInputs, settings: dict) -> pd.DataFrame:
     """One row per requested structure: relaxation, validity, novelty, classes, conditioning, stability."""
     table = structures_table(
-        inputs.relaxed_paths,
+        concat_tables([t for t, _ in inputs.descriptions]),
         concat_tables([t for t, _ in inputs.validity]),
         concat_tables([t for t, _ in inputs.novelty]),
         inputs.dedup[0],
-        settings["symprec"],
     )
     table = add_conditioning_flags(table, {s["generator"]: s["settings"] for s in inputs.samples})
     table = with_sampler_columns(table, inputs.samples)

@@ -1,6 +1,6 @@
 """Novelty: is a structure matched by any reference structure? The reference snapshot (local
 sources, ``crystal_campaign.reference``) reduced once per matcher and stored by formula bucket, the
-Materials Project structures of each batch's chemical systems, and the per-batch novelty job.
+Materials Project structures of each chunk's chemical systems, and the per-chunk novelty job.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from crystal_campaign.matching import (
     build_matcher,
     matcher_options,
     matcher_settings,
-    read_reduced_batch,
+    read_reduced,
     reduce_structure,
     reduced_of,
     settings_key,
@@ -168,16 +168,16 @@ class ReferenceIndex:
 
 
 def run_novelty_job(
-    relaxed_path: str,
+    relaxed_manifest: str,
     reference_path: str,
     output_path: str,
     matching: dict,
     reduced_path: str | None = None,
-    batch_reduced_path: str | None = None,
+    chunk_reduced_path: str | None = None,
 ) -> None:
-    """Per structure: novel unless a reference structure matches it. ``reduced_path``: the reduced
-    reference (``reduce_reference``); ``batch_reduced_path``: the batch reduced by
-    ``matching.run_reduce_job``; each is reduced here when not given.
+    """Per structure of a relaxed chunk: novel unless a reference structure matches it.
+    ``reduced_path``: the reduced reference (``reduce_reference``); ``chunk_reduced_path``: the
+    chunk reduced by ``matching.run_reduce_job``; each is reduced here when not given.
 
     Where a remote reference (Materials Project) could not be read for a structure's chemical
     system and no local reference matches, its novelty is unknown: ``novel`` is false,
@@ -186,10 +186,12 @@ def run_novelty_job(
     no evidence.
     """
     counter = MatchCounter(build_matcher(matching))
-    if batch_reduced_path is None:
-        records = [{**r, "reduced": reduced_of(r, counter.matcher)} for r in io.read_records(relaxed_path)]
+    if chunk_reduced_path is None:
+        records = [
+            {**r, "reduced": reduced_of(r, counter.matcher)} for r in io.read_chunk_records(relaxed_manifest)
+        ]
     else:
-        records = read_reduced_batch(batch_reduced_path, counter.matcher)
+        records = read_reduced(chunk_reduced_path, counter.matcher)
     items = [r["reduced"] for r in records if r["reduced"] is not None]
     # Only the batch's formula buckets, unless a structure may match across formulas.
     keys = None if any(item.crosses for item in items) else {item.key for item in items}

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crystal_campaign import io, plots
+from crystal_campaign import chunks, io, plots
 from crystal_campaign.dedup import dedup_table
-from crystal_campaign.matching import build_matcher, read_reduced_batch
+from crystal_campaign.matching import build_matcher, read_reduced
 
 
 @dataclass(frozen=True)
@@ -137,18 +137,18 @@ def run_allocation_job(
     write_allocation(output_path, allocate(round_index, arms, yields, settings))
 
 
-def batch_outcomes(batches: Sequence[dict], matching: dict) -> pd.DataFrame:
-    """Per structure of ``batches`` (round-major order; each with its ``round``, ``arm`` and the
+def chunk_outcomes(chunk_list: Sequence[dict], matching: dict) -> pd.DataFrame:
+    """Per structure of ``chunk_list`` (round-major order; each with its ``round``, ``arm`` and the
     ``reduced``, ``novelty``, ``stability``, ``sample`` and ``relaxed`` paths): the round, arm,
     and whether it is S.U.N. / metastable S.U.N. against everything before it."""
     matcher = build_matcher(matching)
     records, flags = [], []
-    for batch in batches:
-        reduced = read_reduced_batch(batch["reduced"], matcher)
-        novelty, _ = io.read_table(batch["novelty"])
-        stability, _ = io.read_table(batch["stability"])
+    for chunk in chunk_list:
+        reduced = read_reduced(chunk["reduced"], matcher)
+        novelty, _ = io.read_table(chunk["novelty"])
+        stability, _ = io.read_table(chunk["stability"])
         flags.append(
-            pd.DataFrame({"id": [r["id"] for r in reduced], "round": batch["round"], "arm": batch["arm"]})
+            pd.DataFrame({"id": [r["id"] for r in reduced], "round": chunk["round"], "arm": chunk["arm"]})
             .merge(novelty[["id", "novel"]], on="id", how="left")
             .merge(stability[["id", "stable", "metastable"]], on="id", how="left")
         )
@@ -163,22 +163,21 @@ def batch_outcomes(batches: Sequence[dict], matching: dict) -> pd.DataFrame:
     return table
 
 
-def batch_hours(batch: dict) -> float:
-    """Sampling + relaxation wall time of a batch (from its sidecars), in hours."""
-    return (
-        io.read_json(batch["sample"])["wall_time_s"] + io.read_json(batch["relaxed"])["wall_time_s"]
-    ) / 3600
+def chunk_hours(chunk: dict) -> float:
+    """Sampling + relaxation wall time of a chunk's batches (from their sidecars), in hours."""
+    entries = [*chunks.read_manifest(chunk["sample"]), *chunks.read_manifest(chunk["relaxed"])]
+    return sum(entry["sidecar"]["wall_time_s"] for entry in entries) / 3600
 
 
-def batches_of(inputs: dict[str, Sequence[str]]) -> list[dict]:
-    """The yields job's inputs (parallel lists per stage, round-major, and the allocations) as one
-    dict per batch: its round, arm and paths."""
-    keys = [
-        (round_index, arm)
+def chunks_of(inputs: dict[str, Sequence[str]]) -> list[dict]:
+    """The yields job's inputs (parallel lists of chunk files per stage, round-major, and the
+    allocations) as one dict per chunk: its round, arm, batches and paths."""
+    round_of = {
+        (arm, batch): round_index
         for round_index, path in enumerate(inputs["allocations"])
         for arm, batches in read_allocation(path)["batches"].items()
-        for _ in batches
-    ]
+        for batch in batches
+    }
     stages = {
         "reduced": "reduced",
         "novelty": "novelty",
@@ -186,36 +185,39 @@ def batches_of(inputs: dict[str, Sequence[str]]) -> list[dict]:
         "sample": "samples",
         "relaxed": "relaxed",
     }
-    return [
-        {"round": round_index, "arm": arm, **{key: inputs[stage][i] for key, stage in stages.items()}}
-        for i, (round_index, arm) in enumerate(keys)
-    ]
+    found = []
+    for i, sample_manifest in enumerate(inputs["samples"]):
+        batches = [entry["sidecar"]["batch"] for entry in chunks.read_manifest(sample_manifest)]
+        arm = io.read_json(sample_manifest)["generator"]
+        paths = {key: inputs[stage][i] for key, stage in stages.items()}
+        found.append({"round": round_of[(arm, batches[0])], "arm": arm, "batches": len(batches), **paths})
+    return found
 
 
-def round_yields(batches: Sequence[dict], matching: dict) -> pd.DataFrame:
+def round_yields(chunk_list: Sequence[dict], matching: dict) -> pd.DataFrame:
     """One row per (round, arm): batches, trials, S.U.N., metastable S.U.N. and hours."""
-    outcomes = batch_outcomes(batches, matching)
-    keys = [(b["round"], b["arm"]) for b in batches]
+    outcomes = chunk_outcomes(chunk_list, matching)
+    keys = [(c["round"], c["arm"]) for c in chunk_list]
     rows = []
     for round_index, arm in dict.fromkeys(keys):
         mine = outcomes[(outcomes["round"] == round_index) & (outcomes["arm"] == arm)]
-        own = [b for b in batches if (b["round"], b["arm"]) == (round_index, arm)]
+        own = [c for c in chunk_list if (c["round"], c["arm"]) == (round_index, arm)]
         rows.append(
             {
                 "round": round_index,
                 "arm": arm,
-                "batches": len(own),
+                "batches": sum(c["batches"] for c in own),
                 "trials": len(mine),
                 "sun": int(mine["sun"].sum()),
                 "msun": int(mine["msun"].sum()),
-                "hours": sum(batch_hours(b) for b in own),
+                "hours": sum(chunk_hours(c) for c in own),
             }
         )
     return pd.DataFrame(rows, columns=["round", "arm", "batches", "trials", "sun", "msun", "hours"])
 
 
-def run_yields_job(batches: Sequence[dict], output_path: str, arms: Sequence[str], matching: dict) -> None:
-    per_round = round_yields(batches, matching)
+def run_yields_job(chunk_list: Sequence[dict], output_path: str, arms: Sequence[str], matching: dict) -> None:
+    per_round = round_yields(chunk_list, matching)
     totals = per_round.groupby("arm")[["batches", "trials", "sun", "msun", "hours"]].sum()
     cumulative = [
         {"arm": arm, **{k: (float(v) if k == "hours" else int(v)) for k, v in totals.loc[arm].items()}}

@@ -26,7 +26,7 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
-from crystal_campaign import io, materials_project, relax
+from crystal_campaign import chunks, io, materials_project, relax
 
 COLUMNS = [
     "id",
@@ -232,20 +232,22 @@ def reference_hulls(
 
 
 def run_stability_job(
-    relaxed_path: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
+    relaxed_manifest: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
 ) -> None:
-    records = io.read_records(relaxed_path)
-    batch = io.read_sidecar(relaxed_path)
-    relaxer = batch["relaxer"]
+    """E_hull of every structure of a relaxed chunk, on hulls built once for all its systems."""
+    batches = chunks.read_manifest(relaxed_manifest)
+    records = [record for entry in batches for record in io.read_records(entry["path"])]
+    # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
+    relaxed = [entry["sidecar"] for entry in batches if not entry["sidecar"]["failed"]]
+    relaxer = (relaxed or [batches[0]["sidecar"]])[0]["relaxer"]
     recorded = {"stability": settings, "relaxer": relaxer}
     systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
     hulls, used = reference_hulls(settings["energy_basis"], reference_path, energies_path, systems)
     if settings["energy_basis"] == "self_consistent":
         energies = io.read_sidecar(energies_path)
-        # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
-        same_potential = energies["relaxer"].get("checkpoint_sha256") == relaxer.get("checkpoint_sha256")
-        if not same_potential and not batch["failed"]:
-            raise ValueError("reference energies were computed with another potential than this batch")
+        reference_sha256 = energies["relaxer"].get("checkpoint_sha256")
+        if any(sidecar["relaxer"].get("checkpoint_sha256") != reference_sha256 for sidecar in relaxed):
+            raise ValueError("reference energies were computed with another potential than this chunk")
         correction = None
         recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
     else:

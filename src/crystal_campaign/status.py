@@ -1,21 +1,20 @@
 """Where a campaign stands, from its files alone (no Snakemake planning): per generator and stage,
-batches done, failed (recorded as failure rows) and left; then the campaign-wide outputs."""
+batches done, failed (recorded as failure rows) and left (the checks count the batches of the
+chunks they have done); then the campaign-wide outputs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from crystal_campaign import generators, io, tables
+from crystal_campaign import chunks, generators, io, tables
+from crystal_campaign.schema import section_defaults
 
-# Per-batch stages: (name, folder under results/{campaign}, file of a finished batch).
-BATCH_STAGES = [
-    ("sample", "samples", ".json"),
-    ("relax", "relaxed", ".json"),
-    ("validity", "validity", ".parquet"),
-    ("novelty", "novelty", ".parquet"),
-    ("stability", "stability", ".parquet"),
-]
+# Stages, each with its folder under results/{campaign}: sampling and relaxation write a file set
+# per batch (its sidecar says whether it failed), the checks a table per chunk of batches.
+BATCH_STAGES = [("sample", "samples"), ("relax", "relaxed")]
+CHUNK_STAGES = [("validity", "validity"), ("novelty", "novelty"), ("stability", "stability")]
+STAGES = [stage for stage, _ in BATCH_STAGES + CHUNK_STAGES]
 # Campaign-wide outputs, each named by what a user opens.
 CAMPAIGN_OUTPUTS = {
     "reference": "reference/reference.json",
@@ -35,46 +34,46 @@ class StageCount:
         return f"{self.done}/{total}" + (f" ({self.failed} failed)" if self.failed else "")
 
 
-def allocated_batches(results: Path, name: str) -> list[int]:
-    """A generator's batches in the rounds allocated so far (adaptive rounds: ``rounds/``)."""
+def planned_chunks(config: dict, results: Path, generator: dict) -> list[str]:
+    """A generator's chunks: of its batches, or with adaptive rounds of each round allocated so far."""
+    size = {**section_defaults("jobs"), **config.get("jobs", {})}["batches_per_job"]
+    if not config.get("rounds"):
+        return chunks.split(range(generators.n_batches(generator)), size)
     return [
-        batch
+        chunk
         for path in sorted((results / "rounds").glob("allocation_*.json"))
-        for batch in io.read_json(path)["batches"].get(name, [])
+        for chunk in chunks.split(io.read_json(path)["batches"].get(generator["name"], []), size)
     ]
 
 
-def planned_batches(config: dict, results: Path, generator: dict) -> list[int]:
-    if config.get("rounds"):
-        return allocated_batches(results, generator["name"])
-    return list(range(generators.n_batches(generator)))
-
-
-def batch_status(results: Path, generator: dict, batches: list[int]) -> dict[str, StageCount]:
-    """Per stage, the generator's batches whose file is there (and, for sample and relax, failed)."""
-    counts = {stage: StageCount() for stage, _, _ in BATCH_STAGES}
-    for batch in batches:
-        for stage, folder, suffix in BATCH_STAGES:
-            path = results / folder / generator["name"] / f"{batch:04d}{suffix}"
-            if path.exists():
-                counts[stage].done += 1
-                if suffix == ".json" and io.read_json(path)["failed"]:
-                    counts[stage].failed += 1
+def batch_status(results: Path, generator: dict, planned: list[str]) -> dict[str, StageCount]:
+    """Per stage, the generator's batches that are done (and, for sample and relax, failed)."""
+    counts = {stage: StageCount() for stage in STAGES}
+    name = generator["name"]
+    for chunk in planned:
+        batches = chunks.chunk_batches(chunk)
+        for stage, folder in BATCH_STAGES:
+            for batch in batches:
+                sidecar = io.sidecar_path(chunks.batch_path(results / folder / name, batch))
+                if sidecar.exists():
+                    counts[stage].done += 1
+                    counts[stage].failed += bool(io.read_json(sidecar)["failed"])
+        for stage, folder in CHUNK_STAGES:
+            if any((results / folder / name).glob(f"{chunk}.*")):
+                counts[stage].done += len(batches)
     return counts
 
 
 def status_lines(config: dict, results_root: str | Path = "results") -> list[str]:
     """The status table and the campaign-wide outputs, as printed by ``crystal-campaign status``."""
     results = Path(results_root) / config["campaign"]
-    header = ["generator", "batches", *(stage for stage, _, _ in BATCH_STAGES)]
+    header = ["generator", "batches", *STAGES]
     rows = []
     for generator in config["generators"]:
-        batches = planned_batches(config, results, generator)
-        total = len(batches)
-        counts = batch_status(results, generator, batches)
-        rows.append(
-            [generator["name"], str(total), *(counts[stage].cell(total) for stage, _, _ in BATCH_STAGES)]
-        )
+        planned = planned_chunks(config, results, generator)
+        total = sum(len(chunks.chunk_batches(chunk)) for chunk in planned)
+        counts = batch_status(results, generator, planned)
+        rows.append([generator["name"], str(total), *(counts[stage].cell(total) for stage in STAGES)])
     table = tables.text_table([header, *rows])
     outputs = ", ".join(
         f"{name} {'done' if (results / path).exists() else 'missing'}"

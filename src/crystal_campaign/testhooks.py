@@ -1,7 +1,8 @@
 """The one test seam: inert unless ``CRYSTAL_CAMPAIGN_TEST_HOOK_DIR`` is set (kill/resume and failure tests).
 
 ``reached(path)`` is called where a job is about to rename an output into place (its data fully
-written to the temporary file) and where a sampling or relax job starts (with its log's path).
+written to the temporary file) and where a chunk job starts sampling or relaxing a batch (with
+``sample/{generator}/{batch}`` or ``relax/{generator}/{batch}``).
 With ``CRYSTAL_CAMPAIGN_TEST_HOOK_DIR`` naming a directory, a path whose suffix is listed in
 ``<dir>/fail`` (one a line) raises, on every attempt; one listed in ``<dir>/pause`` writes
 ``<dir>/<suffix with / as _>.paused`` (JSON: pid, SLURM job id) and waits until ``<dir>/release``
@@ -29,7 +30,7 @@ def reached(path: str | Path) -> None:
     if not directory:
         return
     if requested(directory, "fail", path):
-        raise RuntimeError(f"test hook: failure requested for the job logging to {path}")
+        raise RuntimeError(f"test hook: failure requested at {path}")
     suffix = requested(directory, "pause", path)
     if suffix is None:
         return

@@ -83,8 +83,9 @@ def validity_row(structure: Structure | None, settings: dict) -> dict:
     }
 
 
-def run_validity_job(relaxed_path: str, output_path: str, settings: dict) -> None:
-    records = io.read_records(relaxed_path)
+def run_validity_job(relaxed_manifest: str, output_path: str, settings: dict) -> None:
+    """Validity flags of every structure of a relaxed chunk."""
+    records = io.read_chunk_records(relaxed_manifest)
     table = pd.DataFrame(
         [{"id": r["id"], **validity_row(r["structure"], settings)} for r in records],
         columns=["id", "struct_valid", "comp_valid", "valid", "validity_reason"],

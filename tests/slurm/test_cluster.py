@@ -26,14 +26,15 @@ ON_GPU = {
     "generators": [{**SMALL["generators"][0], "resources": {"gpus": 1, "mem_mb": 1500, "runtime": 10}}],
     "relax": {**SMALL["relax"], "resources": {"mem_mb": 2500}},
 }
-# SLURM jobs of the campaign, per rule (2 batches, 4 dedup shards); validity, reference, metrics,
-# candidates, plots and hulls stay local.
+# SLURM jobs of the campaign, per rule (2 batches in one chunk, 4 dedup shards); validity,
+# reference, metrics, candidates, plots and hulls stay local.
 CLUSTER_JOBS = {
-    "sample": 2,
-    "relax": 2,
-    "reduce": 2,
-    "novelty": 2,
-    "stability": 2,
+    "sample": 1,
+    "relax": 1,
+    "describe": 1,
+    "reduce": 1,
+    "novelty": 1,
+    "stability": 1,
     "reference_reduced": 1,
     "reference_energies": 1,
     "dedup_shard": 4,

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pymatgen.core import Structure
 
-from crystal_campaign import batch_files, io
+from crystal_campaign import batch_files, chunks, io
 from crystal_campaign.screening import structure_junk_reason
 
 
@@ -84,8 +84,10 @@ class GeneratorBackend:
         """Sample batch ``batch`` in this process and write it to ``path``; ``versions``: of the
         packages it ran with (``package_versions``)."""
         start = time.perf_counter()
+        inputs = chunks.file_marks(self.input_files(settings, batch))
         output = self.sample_batch(settings, batch, derive_seed(campaign, settings["name"], batch))
-        write_sample_batch(path, campaign, settings, batch, output, time.perf_counter() - start, versions)
+        elapsed = time.perf_counter() - start
+        write_sample_batch(path, campaign, settings, batch, output, elapsed, versions, inputs=inputs)
 
 
 def derive_seed(campaign: str, generator: str, batch: int) -> int:
@@ -123,9 +125,11 @@ def write_sample_batch(
     wall_time_s: float,
     versions: dict[str, str],
     failed: str | None = None,
+    inputs: dict[str, list[int]] | None = None,
 ) -> None:
     """Write the samples of one batch as batch files (``crystal_campaign.batch_files``); every
-    structure passes the junk screen first (a junk one becomes a failure row with the reason)."""
+    structure passes the junk screen first (a junk one becomes a failure row with the reason).
+    ``inputs``: the files it was made from, with their marks (``chunks.file_marks``)."""
     name = settings["name"]
     records = [
         io.structure_record(
@@ -150,5 +154,6 @@ def write_sample_batch(
         wall_time_s=wall_time_s,
         versions=versions,
         failed=failed,
+        inputs=inputs,
     )
     io.write_batch(path, records, sidecar)

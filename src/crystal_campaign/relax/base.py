@@ -16,7 +16,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from crystal_campaign import batch_files, io
+from crystal_campaign import batch_files, chunks, io
 
 # MatterGen's RMSD definition: a loose matcher so that relaxed and generated structures align,
 # its normalised RMS distance converted to Angstrom; no alignment counts as MAX_RMSD.
@@ -289,16 +289,22 @@ def relaxed_record(record: dict, result: RelaxResult) -> dict:
     )
 
 
-def run_relax_job(relaxer: Relaxer, sample_path: str, output_path: str, failed: str | None = None) -> None:
-    """Relax one sample batch into a relaxed batch; ``failed``: why the job is recorded as failed
-    (``relaxer`` then stands in for the potential)."""
+def run_relax_job(
+    relaxer: Relaxer, sample_path: str, output_path: str, settings: dict, failed: str | None = None
+) -> None:
+    """Relax one sample batch into a relaxed batch; ``settings``: the relax section it is relaxed
+    with (recorded, so a chunk job can tell the batch is current); ``failed``: why the job is
+    recorded as failed (``relaxer`` then stands in for the potential)."""
     start = time.perf_counter()
+    inputs = chunks.file_marks([sample_path])
     records = io.read_records(sample_path)
     sample = io.read_sidecar(sample_path)
     results = relax_records(relaxer, records)
     sidecar: batch_files.RelaxSidecar = {
         "generator": sample["generator"],
         "batch": sample["batch"],
+        "settings": settings,
+        "inputs": inputs,
         "relaxer": relaxer.settings(),
         "n_structures": len(records),
         "status_counts": dict(sorted(Counter(result.status for result in results).items())),
