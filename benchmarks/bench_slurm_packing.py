@@ -1,8 +1,10 @@
-"""Many small sampling batches on SLURM: one job each, array jobs, or Snakemake groups.
+"""Many small sampling batches on SLURM: one job each, chunks, array jobs, or Snakemake groups.
 
 Needs a running cluster (``tests/slurm/cluster.sh start``). Runs the same campaign of ``--batches``
-tiny sampling batches (``--until sample``) three ways in fresh directories, side by side, and prints
-wall time, SLURM jobs submitted (the controller's job counter) and whether every batch was written:
+tiny sampling batches (``--until sample``) four ways in fresh directories, side by side, and prints
+wall time, SLURM jobs submitted (the controller's job counter) and whether every batch was written.
+Chunks are the campaign's ``jobs.batches_per_job`` (one job samples that many batches in turn); the
+other ways run one batch per Snakemake job and pack on the SLURM side:
 
     PYTHONPATH=src python benchmarks/bench_slurm_packing.py --batches 8
 """
@@ -25,10 +27,12 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
 from testcluster import SLURM_ARGS  # noqa: E402
 
+# name: (jobs.batches_per_job, extra Snakemake arguments)
 WAYS = {
-    "one job per batch": [],
-    "array jobs": ["--slurm-array-jobs", "sample"],
-    "groups of 4": ["--groups", "sample=pack", "--group-components", "pack=4"],
+    "one job per batch": (1, []),
+    "chunks of 4 batches": (4, []),
+    "array jobs": (1, ["--slurm-array-jobs", "sample"]),
+    "groups of 4": (1, ["--groups", "sample=pack", "--group-components", "pack=4"]),
 }
 
 
@@ -38,7 +42,7 @@ def last_job_id() -> int:
     return int(re.search(r"^NEXT_JOB_ID\s*=\s*(\d+)", out, re.M).group(1))
 
 
-def run(way: list[str], batches: int, timeout: float) -> tuple[float, int, int, int]:
+def run(batches_per_job: int, way: list[str], batches: int, timeout: float) -> tuple[float, int, int, int]:
     root = Path(tempfile.mkdtemp(prefix="packing-"))
     for name in ("workflow", "rules", "scripts", "envs"):
         shutil.copytree(REPO / name, root / name)
@@ -56,6 +60,7 @@ def run(way: list[str], batches: int, timeout: float) -> tuple[float, int, int, 
             }
         ],
         "relax": {"backend": "none"},
+        "jobs": {"batches_per_job": batches_per_job},
     }
     (root / "campaign.yaml").write_text(yaml.safe_dump(config))
     first = last_job_id()
@@ -80,8 +85,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     print(f"{args.batches} sampling batches of 1 structure; wall time, SLURM jobs, batches written, exit")
-    for name, way in WAYS.items():
-        took, jobs, written, code = run(way, args.batches, args.timeout)
+    for name, (batches_per_job, way) in WAYS.items():
+        took, jobs, written, code = run(batches_per_job, way, args.batches, args.timeout)
         print(f"{name:20s} {took:7.1f} s  {jobs:3d} jobs  {written:3d}/{args.batches} written  exit {code}")
 
 
