@@ -29,6 +29,7 @@ ratios baseline / this checkout.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import shutil
@@ -87,6 +88,17 @@ def prototypes():
     ]
 
 
+@functools.cache
+def expanded_sites(spacegroup: str, lattice, sites: tuple) -> tuple[list[int], list]:
+    """For each site of a prototype's symmetry-expanded cell, its slot and fractional coordinates
+    (building the space group dominates a structure's making, so each prototype is expanded once)."""
+    from pymatgen.core import Element, Structure
+
+    markers = [Element.from_Z(z + 1) for z in range(len(sites))]
+    cell = Structure.from_spacegroup(spacegroup, lattice(1.0), markers, [list(s) for s in sites])
+    return [markers.index(site.specie) for site in cell], cell.frac_coords.tolist()
+
+
 def synthetic_structure(rng: np.random.Generator, kinds):
     from pymatgen.core import Structure
 
@@ -95,18 +107,19 @@ def synthetic_structure(rng: np.random.Generator, kinds):
     species = [pick[slot][rng.integers(len(pick[slot]))] for slot in slots]
     if len(set(species)) < len(species):
         species[-1] = "O" if species[-1] != "O" else "S"
-    structure = Structure.from_spacegroup(spacegroup, lattice(a * rng.uniform(0.9, 1.15)), species, sites)
+    site_slots, coords = expanded_sites(spacegroup, lattice, tuple(map(tuple, sites)))
+    structure = Structure(lattice(a * rng.uniform(0.9, 1.15)), [species[i] for i in site_slots], coords)
     if rng.random() < 0.3:
         structure.make_supercell([1, 1, 2])
     strain = rng.uniform(-0.03, 0.03, 3)
     structure.apply_strain(strain)
-    structure.perturb(0.05)
+    structure.perturb(0.05, seed=int(rng.integers(2**31)))
     return structure
 
 
 def near_copy(rng: np.random.Generator, structure):
     copy = structure.copy()
-    copy.perturb(0.01)
+    copy.perturb(0.01, seed=int(rng.integers(2**31)))
     copy.apply_strain(rng.uniform(-0.005, 0.005, 3))
     return copy
 
