@@ -83,6 +83,7 @@ def chunk_tables(rng: np.random.Generator, generator: str, first: int, n: int, c
             "id": ids,
             "novel": novel,
             "reference_match": np.where(novel, None, "mp:mp-22862"),
+            "snapshot_matches": [[] if n else ["embedded:0"] for n in novel],
             "novelty_unknown": False,
             "novelty_reason": None,
             "reference_covers_chemsys": True,
@@ -194,7 +195,11 @@ def write_inputs(folder: Path, n_rows: int, seed: int = 0) -> dict:
     classes["shared"] = False
     dedup_path = folder / "dedup" / "classes.parquet"
     io.write_table(dedup_path, classes, {"matcher": {"ltol": 0.2}, "fit_calls": 0, "shards": 4})
-    return {**paths, "dedup": str(dedup_path)}
+    reference_path = folder / "reference" / "descriptions.parquet"  # a reference of 1,000 structures
+    io.write_table(
+        reference_path, chunk_tables(rng, "reference", 0, 10, False)["descriptions"], {"symprec": 0.1}
+    )
+    return {**paths, "dedup": str(dedup_path), "reference_descriptions": str(reference_path)}
 
 
 JOBS = {

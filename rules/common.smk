@@ -170,6 +170,7 @@ MATCHER_SETTINGS = own_settings(config["matching"])
 localrules:
     validity,
     reference,
+    describe_reference,
     metrics,
     candidates,
     plots,

@@ -10,6 +10,7 @@ rule metrics:
         novelty=campaign_files("novelty"),
         dedup=f"{RESULTS}/dedup/classes.parquet",
         stability=campaign_files("stability"),
+        reference_descriptions=rules.describe_reference.output[0],
     output:
         csv=f"{RESULTS}/metrics/summary.csv",
         markdown=f"{RESULTS}/metrics/summary.md",

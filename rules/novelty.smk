@@ -17,6 +17,27 @@ rule reference:
         "../scripts/reference.py"
 
 
+# The reference snapshot described once, for the distribution metrics (distributions.py).
+rule describe_reference:
+    input:
+        rules.reference.output.structures,
+    output:
+        f"{RESULTS}/reference/descriptions.parquet",
+    params:
+        symprec=config["metrics"]["symprec"],
+    log:
+        f"{RESULTS}/logs/describe_reference.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/describe_reference.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/campaign.yaml"
+    script:
+        "../scripts/describe_reference.py"
+
+
 # Every reference structure reduced once per snapshot and matcher (the expensive part of
 # matching); the pickle records both, and novelty jobs refuse one made for anything else.
 rule reference_reduced:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from pymatgen.core import Lattice, Structure
@@ -25,6 +26,53 @@ def rock_salt(a: float = 5.64, species: tuple[str, str] = ("Na", "Cl")) -> Struc
 @pytest.fixture
 def nacl() -> Structure:
     return rock_salt()
+
+
+def evaluated_as_unique_novel(table: pd.DataFrame) -> pd.DataFrame:
+    """Described structures with the columns the summary reads after validity, novelty and dedup:
+    each valid, novel, unique and not relaxed, as a summary test's plain starting point."""
+    return table.assign(
+        status="not_relaxed",
+        rmsd=float("nan"),
+        struct_valid=True,
+        comp_valid=True,
+        valid=True,
+        unique_generator=True,
+        unique_all=True,
+        shared=False,
+        novel=True,
+        reference_match=None,
+        snapshot_matches=None,
+        reference_covers_chemsys=True,
+        class_all=table["id"],
+    )
+
+
+def alloy(species: list[str], a: float = 3.6) -> Structure:
+    """An ordered arrangement on fcc: the conventional cubic cell (4 species) or two stacked (8)."""
+    cell = Structure(Lattice.cubic(a), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    cell = cell * (1, 1, len(species) // 4)
+    return Structure(cell.lattice, species, cell.frac_coords)
+
+
+def strained_alloy_pair() -> tuple[Structure, Structure]:
+    """Layered CuNi and a copy strained 25 % along a and scaled to 1.3 times the volume: under
+    ``disordered``, the copy fits the original but the original does not fit the copy."""
+    original = alloy(["Cu", "Cu", "Ni", "Ni"])
+    copy = original.copy()
+    copy.apply_strain([0.25, 0, 0])
+    copy.scale_lattice(copy.volume * 1.3)
+    return original, copy
+
+
+def mattergen_python() -> str:
+    """The MatterGen environment's interpreter (``make test-mattergen`` builds it)."""
+    from crystal_campaign.generators import mattergen
+
+    python = os.environ.get("MATTERGEN_PYTHON", str(mattergen.BUILT_ENV_PYTHON))
+    if not Path(python).is_file():
+        pytest.fail(f"no MatterGen environment at {python}: run `make test-mattergen` (it builds one)")
+    return python
 
 
 def write_chunk(

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from pymatgen.core import Lattice, Structure
 
-from conftest import rock_salt
+from conftest import evaluated_as_unique_novel, rock_salt
 from crystal_campaign import description, metrics
 
 
@@ -60,19 +60,7 @@ def test_adherence_fractions_per_generator_and_overall():
     table = metrics.add_conditioning_flags(rows, GENERATORS)
     assert table.set_index("id").loc["g1", "space_group_number"] == 221
     summary = metrics.summary_table(
-        table.assign(
-            status="not_relaxed",
-            rmsd=float("nan"),
-            struct_valid=True,
-            comp_valid=True,
-            valid=True,
-            unique_generator=True,
-            unique_all=True,
-            shared=False,
-            novel=True,
-            reference_covers_chemsys=True,
-            class_all=table["id"],
-        ),
+        evaluated_as_unique_novel(table),
         {"guided": 5, "csp": 3, "rss": 1},
     ).set_index("generator")
     assert summary.loc["guided", "frac_in_target_chemsys"] == 2 / 4

@@ -24,7 +24,15 @@ PACKAGE = REPO / "src" / "crystal_campaign"
 # Lowest first; a module may import only modules of lower layers. The same list is drawn in
 # docs/architecture.md.
 LAYERS = [
-    ["testhooks", "schema", "snakemake_signals", "snakemake_incomplete", "known_crystals", "tables"],
+    [
+        "testhooks",
+        "schema",
+        "snakemake_signals",
+        "snakemake_incomplete",
+        "known_crystals",
+        "tables",
+        "distributions",
+    ],
     ["batch_files", "screening", "pruning", "checks"],
     ["chunks"],
     ["io"],

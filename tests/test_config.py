@@ -212,3 +212,20 @@ def test_a_malformed_chemical_system_says_what_one_looks_like(monkeypatch):
         "generators[0].chemical_systems[0]: 'NaCl' is not allowed; "
         "allowed: type string, element symbols joined by '-', e.g. Na-Cl"
     )
+
+
+def test_a_stability_preset_sets_another_benchmarks_thresholds(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(DEFAULT)
+    config["stability"] = {"preset": "lemat_genbench"}
+    stability = validate_config(config)["stability"]
+    assert (stability["threshold"], stability["metastable_threshold"]) == (0.0, 0.1)
+    assert problems_of(lambda c: c["stability"].update(preset="chemeleon2", metastable_threshold=0.2)) == [
+        "stability.threshold: set by stability.preset chemeleon2 (0.0); "
+        "allowed: the preset or the thresholds, not both",
+        "stability.metastable_threshold: set by stability.preset chemeleon2 (0.1); "
+        "allowed: the preset or the thresholds, not both",
+    ]
+    assert problems_of(lambda c: c["stability"].update(preset="mattergen")) == [
+        "stability.preset: 'mattergen' is not allowed; allowed: lemat_genbench, chemeleon2"
+    ]

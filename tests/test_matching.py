@@ -10,7 +10,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
 
-from conftest import rock_salt, write_chunk
+from conftest import alloy, rock_salt, strained_alloy_pair, write_chunk
 from crystal_campaign import chunks, io
 from crystal_campaign.dedup import dedup_table, group_indices, run_dedup_merge_job, run_dedup_shard_job
 from crystal_campaign.matching import (
@@ -71,7 +71,7 @@ def test_distinct_polymorphs_do_not_match():
     assert group_indices([rock_salt(), caesium_chloride_type_nacl()], MATCHER)[0] == [0, 1]
 
 
-def test_classes_equal_group_structures_with_fewer_fit_calls():
+def test_classes_equal_mattergens_walk_with_fewer_fit_calls():
     base = [
         rock_salt(),
         rutile(),
@@ -88,7 +88,7 @@ def test_classes_equal_group_structures_with_fewer_fit_calls():
     order = np.random.default_rng(1).permutation(len(structures))
     structures = [structures[i] for i in order]
     leaders, calls = group_indices(structures, MATCHER)
-    assert leaders == group_structures_leaders(structures, MATCHER)
+    assert leaders == mattergen_walk_leaders(structures, MATCHER)
     assert len(set(leaders)) == len(base)
     assert calls < len(structures) * (len(structures) - 1) // 2
 
@@ -132,13 +132,14 @@ def test_dedup_per_generator_and_across_generators():
     assert walk == list(rows.index)  # a fresh campaign is walked in campaign order
 
 
-def group_structures_leaders(structures: list[Structure], matcher) -> list[int]:
-    """Leader index per structure from pymatgen's own ``group_structures`` (the reference answer)."""
-    position = {id(s): i for i, s in enumerate(structures)}
-    leaders = [-1] * len(structures)
-    for group in matcher.group_structures(structures):
-        for member in group:
-            leaders[position[id(member)]] = position[id(group[0])]
+def mattergen_walk_leaders(structures: list[Structure], matcher) -> list[int]:
+    """Leader index per structure by MatterGen's ``get_unique``: a structure joins the first earlier
+    unique structure ``u`` with ``matcher.fit(structure, u)``, every pair fitted from scratch (the
+    reference answer)."""
+    leaders: list[int] = []
+    for index, structure in enumerate(structures):
+        unique = sorted(set(leaders))
+        leaders.append(next((u for u in unique if matcher.fit(structure, structures[u])), index))
     return leaders
 
 
@@ -224,13 +225,13 @@ def differential_input(n: int, seed: int) -> list[Structure]:
 
 
 @pytest.mark.parametrize("seed", [0])
-def test_differential_2k_structures_equal_group_structures_class_for_class(seed):
+def test_differential_2k_structures_equal_mattergens_walk_class_for_class(seed):
     structures = differential_input(2000, seed)
     leaders, calls = group_indices(structures, MATCHER)
-    assert leaders == group_structures_leaders(structures, MATCHER)
+    assert leaders == mattergen_walk_leaders(structures, MATCHER)
     n_classes = len(set(leaders))
     assert 60 < n_classes < 1000  # near-tolerance distortions make classes of their own, not all
-    assert calls < 0.2 * n_classes * len(structures)  # group_structures needs about n_classes * n / n_buckets
+    assert calls < 0.2 * n_classes * len(structures)  # unpruned: about n_classes * n / n_buckets
 
 
 def test_pruning_rules_only_rule_out_pairs_that_do_not_fit():
@@ -273,8 +274,8 @@ def test_class_ids_stay_put_when_the_campaign_grows():
     b0 = records("b", 0, [anatase(), rotated(rutile())])
     b1 = records("b", 1, [strained(anatase()), caesium_chloride_type_nacl()])
     before, _, walk = dedup_table(a0 + b0 + b1, MATCHER)
-    expected = group_structures_leaders([r["structure"] for r in a0 + b0 + b1], MATCHER)
-    assert [before["id"][i] for i in expected] == before["class_all"].tolist()  # fresh: group_structures
+    expected = mattergen_walk_leaders([r["structure"] for r in a0 + b0 + b1], MATCHER)
+    assert [before["id"][i] for i in expected] == before["class_all"].tolist()  # fresh: MatterGen's walk
     # grown: a gets batch 1 (its anatase would lead b's anatase class in campaign order), c appended
     a1 = records("a", 1, [rotated(anatase()), permuted(caesium_chloride_type_nacl())])
     c0 = records("c", 0, [rutile(), rock_salt(4.2, ("Mg", "O"))])
@@ -402,13 +403,6 @@ def test_a_renamed_chunk_walks_only_its_new_batches(tmp_path):
     pd.testing.assert_frame_equal(grown, walked_all)
 
 
-def alloy(species: list[str], a: float = 3.6) -> Structure:
-    """An ordered arrangement on fcc: the conventional cubic cell (4 species) or two stacked (8)."""
-    cell = Structure(Lattice.cubic(a), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    cell = cell * (1, 1, len(species) // 4)
-    return Structure(cell.lattice, species, cell.frac_coords)
-
-
 def test_disordered_matcher_merges_substitutable_orderings():
     disordered = build_matcher({"matcher": "disordered"})
     assert isinstance(disordered, AlloyMatcher)
@@ -449,9 +443,29 @@ def test_disordered_classes_equal_unpruned_walk():
     expected: list[int] = []
     for j in range(len(structures)):
         first_leaders = sorted(set(expected))  # every leader so far comes before j
-        expected.append(next((i for i in first_leaders if counter.fit(reduced[i], reduced[j])), j))
+        expected.append(next((i for i in first_leaders if counter.fit(reduced[j], reduced[i])), j))
     assert leaders == expected
     assert len(set(leaders)) < len(base) + 20
+
+
+def test_disordered_dedup_and_novelty_call_fit_with_the_candidate_first(tmp_path):
+    """MatterGen's uniqueness keeps ``x`` unless ``fit(x, earlier unique)``; its novelty asks
+    ``fit(x, reference)``. On a pair the fit is asymmetric for, only that order gives its counts."""
+    disordered = build_matcher({"matcher": "disordered"})
+    original, copy = strained_alloy_pair()
+    assert disordered.fit(copy, original) and not disordered.fit(original, copy)
+    assert group_indices([original, copy], disordered)[0] == [0, 0]  # the copy is a duplicate
+    assert group_indices([copy, original], disordered)[0] == [0, 1]  # the original is not
+    records = [
+        {"id": f"g/{i}", "generator": "g", "structure": s} for i, s in enumerate([copy, original, copy])
+    ]
+    table, _, _ = dedup_table(records, disordered)
+    assert table["class_all"].tolist() == ["g/0", "g/1", "g/0"]
+    for known, candidate, novel in ((original, copy, False), (copy, original, True)):
+        path = tmp_path / f"reference-{novel}.jsonl.gz"
+        io.write_records(path, [io.structure_record("ref:known", 0, known, None)])
+        index = ReferenceIndex(str(path), MatchCounter(disordered))
+        assert (index.first_match(candidate) is None) == novel
 
 
 def alloy_reference(path: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +23,7 @@ import pytest
 from pymatgen.core import Composition
 
 from chemeleon_model import write_random_checkpoint
-from conftest import REPO, Campaign
+from conftest import REPO, Campaign, mattergen_python
 from crystal_campaign import generators, io
 from crystal_campaign.config import validate_config
 from crystal_campaign.generators import mattergen
@@ -35,13 +34,6 @@ STEPS = 4
 # Only for random weights: without cell updates the lattice stays the (finite) prior sample.
 NO_CELL_UPDATES = ["~sampler_partial.predictor_partials.cell", "~sampler_partial.corrector_partials.cell"]
 SMALL_CELLS = {2: 1, 4: 1}
-
-
-def mattergen_python() -> str:
-    python = os.environ.get("MATTERGEN_PYTHON", str(mattergen.BUILT_ENV_PYTHON))
-    if not Path(python).is_file():
-        pytest.fail(f"no MatterGen environment at {python}: run `make test-mattergen` (it builds one)")
-    return python
 
 
 def build_model(out_dir: Path, *flags: str) -> Path:

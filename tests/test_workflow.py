@@ -49,10 +49,19 @@ SUMMARY_COLUMNS = [
     "n_unique_shared",
     "n_novel",
     "n_unique_novel",
+    "frac_struct_valid",
+    "frac_comp_valid",
     "frac_valid",
     "frac_unique",
     "frac_novel",
     "frac_unique_novel",
+    "frac_unique_systems",
+    "frac_novel_systems",
+    "precision",
+    "recall",
+    "js_space_group",
+    "js_elements",
+    "js_atoms_per_cell",
     "mean_rmsd",
 ]
 
@@ -98,7 +107,14 @@ def test_campaign_writes_summary_and_per_structure_table(campaign):
     assert settings["matcher"]["ltol"] == 0.2 and settings["seeds"]["rss/1"] > 0
     assert settings["relax"][0]["checkpoint_sha256"]
     assert settings["relax"][0]["memory_budget_mb"] == 3000  # execution keys reach the job, not params
-    assert "definitions" in io.read_json(campaign.results / "metrics" / "summary.json")
+    summary = io.read_json(campaign.results / "metrics" / "summary.json")
+    numbers = {
+        key
+        for key, value in summary["summary"][0].items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    assert numbers - set(summary["definitions"]) == set()  # every number the summary has is defined
+    assert {"frac_unique_systems", "precision", "recall", "js_space_group", "js_elements"} <= numbers
 
 
 def test_campaign_yields_stability_columns_and_candidates_offline(campaign):
@@ -227,7 +243,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
         (
             "metrics",
             {"symprec": 0.01},
-            {"describe": 2, **FROM_METRICS},
+            {"describe": 2, "describe_reference": 1, **FROM_METRICS},
         ),
         (
             "stability",
@@ -241,6 +257,7 @@ def test_rerunning_a_finished_campaign_does_nothing(campaign):
             {"sources": ["embedded", {"path": "imported/NaCl_rocksalt.cif"}]},
             {
                 "reference": 1,
+                "describe_reference": 1,
                 "reference_energies": 1,
                 "reference_reduced": 1,
                 "novelty": 2,

@@ -18,7 +18,7 @@ import yaml
 
 from crystal_campaign import generators, relax
 from crystal_campaign.checks import element_problems
-from crystal_campaign.schema import base_schema
+from crystal_campaign.schema import STABILITY_PRESETS, base_schema
 
 RESERVED_GENERATOR_NAMES = {"all"}
 
@@ -200,10 +200,28 @@ def _stability_problems(config: dict) -> list[str]:
     return problems
 
 
+def _apply_stability_preset(config: dict) -> list[str]:
+    """Set the thresholds of ``stability.preset`` (before defaults fill them in), unless given too."""
+    section = config.get("stability")
+    if not isinstance(section, dict) or section.get("preset") not in STABILITY_PRESETS:
+        return []  # no preset, or one the schema refuses
+    preset = section["preset"]
+    thresholds = STABILITY_PRESETS[preset]
+    given = [key for key in thresholds if key in section]
+    if given:
+        return [
+            f"stability.{key}: set by stability.preset {preset} ({thresholds[key]}); "
+            f"allowed: the preset or the thresholds, not both"
+            for key in given
+        ]
+    section.update(thresholds)
+    return []
+
+
 def validate_config(config: dict) -> dict:
     """Return a validated copy of ``config`` with defaults filled; raise ConfigError otherwise."""
     config = copy.deepcopy(config)
-    problems = _schema_problems(config, campaign_schema())
+    problems = _apply_stability_preset(config) + _schema_problems(config, campaign_schema())
     if problems:
         raise ConfigError(problems)
     problems = _semantic_problems(config)

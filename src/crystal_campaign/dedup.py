@@ -1,10 +1,12 @@
-"""Deduplication: the classes of pymatgen's ``group_structures``, with far fewer ``fit`` calls,
+"""Deduplication: MatterGen's uniqueness walk (``get_unique``), with far fewer ``fit`` calls,
 per generator and across the campaign, sharded by chemical system.
 
-Classes. ``group_structures`` pops the first unmatched structure of a bucket as a class leader and
-puts every later structure ``x`` with ``fit(leader, x)`` in its class. Walking structures in order
-and giving each to the first earlier leader it fits (or making it a leader) yields exactly those
-classes: a structure that fits no earlier leader is the first unmatched one once those are done.
+Classes. MatterGen walks structures in order and keeps a structure ``x`` unless ``fit(x, u)``
+holds for an earlier unique structure ``u`` (the candidate first: ``disordered`` is not
+symmetric, and pymatgen's ``fit`` is not always). Here each structure joins the class of the first
+earlier leader ``u`` with ``fit(x, u)``, or leads a class of its own: the leaders are exactly
+MatterGen's unique structures. On symmetric pairs these are also pymatgen's ``group_structures``
+classes, which call ``fit(leader, x)``.
 
 Walk order (stable class ids). A fresh campaign is walked in campaign order (generator in config
 order, batch index, index in batch). Later runs walk every structure walked before in its earlier
@@ -58,12 +60,13 @@ class LeaderWalk:
 
     def __init__(self) -> None:
         self.buckets: dict[Hashable, LeaderBucket] = {}
-        self.cross = LeaderBucket()  # leaders that may match across formulas (``crosses``)
+        self.cross = LeaderBucket(prunes=False)  # leaders that may match across formulas (``crosses``)
         self.rank: dict[Hashable, int] = {}  # leader -> its walk position
         self.walked = 0
 
     def leader_of(self, key: Hashable, item: Reduced, fit: Callable[[Hashable, Hashable], bool], ltol: float):
-        """Walk ``item`` (named ``key``): the first earlier leader it fits, else ``key`` itself.
+        """Walk ``item`` (named ``key``): the first earlier leader ``u`` with ``fit(key, u)``, else
+        ``key`` itself.
 
         Structures are bucketed by formula, except those that ``crosses`` (partial occupancies
         under ``disordered``), which are compared with every earlier leader, and every later
@@ -74,7 +77,7 @@ class LeaderWalk:
         candidates = [leader for pool in pools if pool is not None for leader in pool.candidates(item, ltol)]
         if item.crosses or self.cross.indices:
             candidates.sort(key=self.rank.__getitem__)  # first leader in walk order wins
-        leader = next((c for c in candidates if fit(c, key)), key)
+        leader = next((c for c in candidates if fit(key, c)), key)
         if leader == key:
             self.rank[key] = self.walked
             if item.crosses:
@@ -99,7 +102,8 @@ def leader_classes(
 
 
 def group_indices(structures: Sequence[Structure], matcher: StructureMatcher) -> tuple[list[int], int]:
-    """Class leader index per structure (the classes of ``group_structures``) and the fit calls made."""
+    """Class leader index per structure (MatterGen's uniqueness walk, module docstring) and the fit
+    calls made."""
     return group_reduced([reduce_structure(matcher, s) for s in structures], matcher)
 
 
@@ -126,6 +130,8 @@ def shard_of(chemsys: str, shards: int) -> int:
     return int.from_bytes(hashlib.sha256(chemsys.encode()).digest()[:8], "big") % shards
 
 
+# Recorded with every dedup table and state: a state walked another way is walked again.
+WALK = "fit(candidate, earlier leader), MatterGen's get_unique"
 CLASS_COLUMNS = ["id", "class_generator", "unique_generator", "class_all", "unique_all", "shared"]
 
 
@@ -152,8 +158,8 @@ class Classes:
         items = {record["id"]: record["reduced"] for record in records}
         lookup = ChainMap(items, self.leaders)
 
-        def fit(leader: str, key: str) -> bool:
-            return counter.cached_fit(leader, key, lookup)
+        def fit(key: str, leader: str) -> bool:
+            return counter.cached_fit(key, leader, lookup)
 
         for position in walk_order([record["id"] for record in records], walked_before):
             key, generator = records[position]["id"], records[position]["generator"]
@@ -295,7 +301,8 @@ def run_dedup_shard_job(
     matcher = build_matcher(matching)
     settings = matcher_settings(matcher)
     state_path = shard_state_path(walk_order_path, shard)
-    state, reset = load_shard_state(state_path, {"matcher": settings, "shards": dedup_shards(matching)})
+    state_settings = {"matcher": settings, "shards": dedup_shards(matching), "walk": WALK}
+    state, reset = load_shard_state(state_path, state_settings)
     try:
         order, records = new_shard_records(state, reduced_paths, matcher, shard)
     except WalkAgain as why:
@@ -317,7 +324,9 @@ def run_dedup_shard_job(
     table = state.classes.table(ids)
     table.insert(1, "position", [position[key] for key in ids])
     io.write_table(
-        output_path, table, {"matcher": settings, "fit_calls": calls, "walked": len(records), "kept": kept}
+        output_path,
+        table,
+        {"matcher": settings, "walk": WALK, "fit_calls": calls, "walked": len(records), "kept": kept},
     )
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(state_path) as tmp, open(tmp, "wb") as handle:
@@ -333,6 +342,7 @@ def run_dedup_merge_job(shard_paths: Sequence[str], output_path: str, walk_order
     walk = [ids[p] for p in walk_order(ids, read_walk_order(walk_order_path))]
     settings = {
         "matcher": shards[0][1]["matcher"],
+        "walk": WALK,
         "fit_calls": sum(s["fit_calls"] for _, s in shards),
         "shards": len(shards),
     }

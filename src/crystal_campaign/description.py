@@ -53,3 +53,10 @@ def run_describe_job(relaxed_manifest: str, output_path: str, symprec: float) ->
     io.write_table(
         output_path, description_rows(io.read_chunk_records(relaxed_manifest), symprec), {"symprec": symprec}
     )
+
+
+def run_describe_reference_job(reference_path: str, output_path: str, symprec: float) -> None:
+    """The reference snapshot's structures described as ``run_describe_job`` describes a chunk's."""
+    io.write_table(
+        output_path, description_rows(io.read_records(reference_path), symprec), {"symprec": symprec}
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
 from pymatgen.core import Composition
 
-from crystal_campaign import chunks, generators, io, tables
+from crystal_campaign import chunks, distributions, generators, io, tables
 
 DEFINITIONS = {
     "n_requested": "structures asked of the generator (import: structures and unreadable files found)",
@@ -27,10 +27,19 @@ DEFINITIONS = {
     "n_unique_shared": "unique structures another generator also produced (all: classes spanning generators)",
     "n_novel": "evaluated structures matching no same-formula reference structure",
     "n_unique_novel": "unique structures that are novel",
-    "frac_valid": "n_valid / n_evaluated",
-    "frac_unique": "n_unique / n_evaluated",
-    "frac_novel": "n_novel / n_evaluated",
-    "frac_unique_novel": "n_unique_novel / n_evaluated",
+    "frac_struct_valid": "n_struct_valid / n_evaluated (MatterGen avg_structure_validity)",
+    "frac_comp_valid": "n_comp_valid / n_evaluated (MatterGen avg_comp_validity)",
+    "frac_valid": "n_valid / n_evaluated (MatterGen avg_structure_comp_validity)",
+    "frac_unique": "n_unique / n_evaluated (MatterGen frac_unique_structures)",
+    "frac_novel": "n_novel / n_evaluated (MatterGen frac_novel_structures)",
+    "frac_unique_novel": "n_unique_novel / n_evaluated (MatterGen frac_novel_unique_structures)",
+    "frac_unique_systems": "distinct chemical systems among evaluated structures / n_evaluated "
+    "(MatterGen frac_unique_systems)",
+    "frac_novel_systems": "distinct chemical systems of evaluated structures that no reference structure has "
+    "/ n_evaluated (MatterGen frac_novel_systems)",
+    "precision": "evaluated structures that match a reference structure / n_evaluated (MatterGen precision)",
+    "recall": "structures of the local reference snapshot that some evaluated structure matches / the "
+    "snapshot's structures (MatterGen recall; NaN without a local snapshot)",
     "n_batches_failed": "sampling or relax jobs that kept failing; their structures are failure rows",
     "mean_rmsd": "mean RMSD (A) between generated and relaxed structure over relaxed structures",
     "n_uncovered_chemsys": "evaluated structures whose chemical system no reference structure has: "
@@ -43,7 +52,8 @@ DEFINITIONS = {
     "frac_stable": "n_stable / n_requested (failed structures count, as MatterGen's S.U.N.)",
     "frac_sun": "n_sun / n_requested",
     "frac_msun": "n_msun / n_requested",
-    "stability_threshold": "E_hull threshold (eV/atom) for stable and S.U.N.",
+    "stability_threshold": "E_hull threshold (eV/atom) for stable and S.U.N. (stability_preset: whose "
+    "thresholds; none: MatterGen's 0.1 and metastable 0.2)",
     "metastable_threshold": "E_hull threshold (eV/atom) for metastable and metastable S.U.N.",
 }
 # Units of the columns that have one, in the per-structure table, the summary and the candidates.
@@ -94,6 +104,8 @@ SUMMARY_INPUTS = {
     "valid": "bool",
     "novel": "bool",
     "novelty_unknown": "bool",
+    "reference_match": "str",
+    "snapshot_matches": "object",
     "class_all": "str",
     "unique_generator": "bool",
     "unique_all": "bool",
@@ -156,7 +168,18 @@ def concat_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["id"])
 
 
-def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) -> dict:
+@dataclass
+class ReferenceView:
+    """What the summary compares evaluated structures with: the local reference snapshot's size
+    (for recall) and its distribution ``profile`` (for the distances)."""
+
+    n_structures: int = 0
+    profile: dict = field(default_factory=lambda: distributions.profile(pd.DataFrame()))
+
+
+def summary_row(
+    name: str, table: pd.DataFrame, n_requested: int, scope: str, reference: ReferenceView
+) -> dict:
     evaluated = table[table["evaluated"]]
     unique = evaluated[f"unique_{scope}"]
     n_evaluated = len(evaluated)
@@ -178,12 +201,31 @@ def summary_row(name: str, table: pd.DataFrame, n_requested: int, scope: str) ->
         "n_novel": int(evaluated["novel"].sum()),
         "n_unique_novel": int((unique & evaluated["novel"]).sum()),
     }
-    for count in ("valid", "unique", "novel", "unique_novel"):
+    for count in ("struct_valid", "comp_valid", "valid", "unique", "novel", "unique_novel"):
         row[f"frac_{count}"] = row[f"n_{count}"] / n_evaluated if n_evaluated else float("nan")
+    row.update(set_fractions(evaluated, reference.n_structures))
+    row.update(distributions.distances(evaluated, reference.profile))
     row["mean_rmsd"] = float(table.loc[table["status"].isin(["converged", "unconverged"]), "rmsd"].mean())
     row["n_uncovered_chemsys"] = int((~evaluated["reference_covers_chemsys"]).sum())
     row.update(adherence_fractions(evaluated))
     return row
+
+
+def set_fractions(evaluated: pd.DataFrame, snapshot_size: int) -> dict[str, float]:
+    """MatterGen's fractions of the evaluated set as a whole: chemical systems, precision, recall."""
+    n_evaluated = len(evaluated)
+    if not n_evaluated:
+        return dict.fromkeys(
+            ("frac_unique_systems", "frac_novel_systems", "precision", "recall"), float("nan")
+        )
+    uncovered = evaluated.loc[~evaluated["reference_covers_chemsys"], "chemsys"]
+    recalled = {label for labels in evaluated["snapshot_matches"].dropna() for label in labels}
+    return {
+        "frac_unique_systems": evaluated["chemsys"].nunique() / n_evaluated,
+        "frac_novel_systems": uncovered.nunique() / n_evaluated,
+        "precision": float(evaluated["reference_match"].notna().mean()),
+        "recall": len(recalled) / snapshot_size if snapshot_size else float("nan"),
+    }
 
 
 # Table cells without a value are None or NaN, hence the isinstance checks.
@@ -254,15 +296,21 @@ def generator_models(samples: Sequence[dict]) -> dict[str, str]:
 
 
 def summary_table(
-    table: pd.DataFrame, requested: dict[str, int], thresholds: dict | None = None
+    table: pd.DataFrame,
+    requested: dict[str, int],
+    thresholds: dict | None = None,
+    reference: ReferenceView | None = None,
 ) -> pd.DataFrame:
+    """One row per generator and ``all``; ``reference``: the local snapshot (none: recall and
+    distances NaN)."""
+    reference = reference or ReferenceView()
     rows = []
     for name, n, scope in [
         *((name, n, "generator") for name, n in requested.items()),
         ("all", sum(requested.values()), "all"),
     ]:
         part = table if name == "all" else table[table["generator"] == name]
-        row = summary_row(name, part, n, scope)
+        row = summary_row(name, part, n, scope, reference)
         if thresholds is not None:
             row |= stability_counts(part, n, scope, thresholds)
         rows.append(row)
@@ -360,11 +408,12 @@ class MetricsInputs:
     novelty: list[tuple[pd.DataFrame, dict]]
     stability: list[tuple[pd.DataFrame, dict]]
     dedup: tuple[pd.DataFrame, dict]
+    reference_descriptions: pd.DataFrame
 
     @classmethod
     def read(cls, paths: dict[str, Sequence[str]]) -> MetricsInputs:
         """``paths``: the metrics rule's inputs (samples and relaxed manifests; descriptions,
-        validity, novelty, stability tables; dedup)."""
+        validity, novelty, stability tables; dedup; the reference snapshot's descriptions)."""
         return cls(
             samples=[entry["sidecar"] for p in paths["samples"] for entry in chunks.read_manifest(p)],
             relaxed=[entry["sidecar"] for p in paths["relaxed"] for entry in chunks.read_manifest(p)],
@@ -373,6 +422,7 @@ class MetricsInputs:
             novelty=[io.read_table(p) for p in paths["novelty"]],
             stability=[io.read_table(p) for p in paths["stability"]],
             dedup=io.read_table(paths["dedup"]),
+            reference_descriptions=io.read_table(paths["reference_descriptions"])[0],
         )
 
     @cached_property
@@ -422,7 +472,12 @@ def campaign_summary(
     requested = dict.fromkeys(generator_names, 0)
     for sidecar in inputs.samples:
         requested[sidecar["generator"]] = requested.get(sidecar["generator"], 0) + sidecar["n_requested"]
-    summary = summary_sampler_columns(summary_table(table, requested, inputs.thresholds()), table)
+    reference = ReferenceView(
+        sum(inputs.reference.get("n_structures", {}).values()),
+        distributions.profile(inputs.reference_descriptions),
+    )
+    summary = summary_table(table, requested, inputs.thresholds(), reference)
+    summary = summary_sampler_columns(summary, table)
     summary = with_failed_batch_counts(summary, inputs.failed)
     summary["model"] = summary["generator"].map(generator_models(inputs.samples)).fillna("")
     dedup_settings = inputs.dedup[1]
@@ -438,7 +493,10 @@ def campaign_summary(
         **mp_stamp(reference),
     }
     if inputs.stability:
-        stamp["energy_basis"] = inputs.stability[0][1]["stability"]["energy_basis"]
+        used = inputs.stability[0][1]["stability"]
+        stamp["energy_basis"] = used["energy_basis"]
+        # whose thresholds: another benchmark's preset, or MatterGen's stable <= 0.1 by default
+        stamp["stability_preset"] = used.get("preset", "none")
     return summary.assign(**stamp), stamp
 
 
@@ -490,7 +548,12 @@ def write_metrics(outputs: dict, table: pd.DataFrame, summary: pd.DataFrame, sta
     io.write_json(
         outputs["json"],
         {
-            "definitions": {**DEFINITIONS, **ADHERENCE_DEFINITIONS, **MODEL_DEFINITION},
+            "definitions": {
+                **DEFINITIONS,
+                **distributions.DEFINITIONS,
+                **ADHERENCE_DEFINITIONS,
+                **MODEL_DEFINITION,
+            },
             "units": UNITS,
             "settings": used,
             "summary": summary.to_dict(orient="records"),

@@ -161,10 +161,17 @@ class ReferenceIndex:
 
     def first_match_reduced(self, reduced: Reduced) -> str | None:
         hit = self.pool.first_match(reduced, self.counter)
-        if hit is not None:
-            return self.labels[hit]
+        return self.labels[hit] if hit is not None else self.first_remote_match(reduced)
+
+    def first_remote_match(self, reduced: Reduced) -> str | None:
         hit = self.remote_pool.first_match(reduced, self.counter)
         return None if hit is None else self.remote_labels[hit]
+
+    def matches_reduced(self, reduced: Reduced) -> tuple[str | None, list[str]]:
+        """The first matching reference structure (as ``first_match_reduced``) and every matching
+        structure of the snapshot (for recall: MatterGen's ``get_matches`` keeps them all)."""
+        snapshot = [self.labels[i] for i in self.pool.matches(reduced, self.counter)]
+        return (snapshot[0] if snapshot else self.first_remote_match(reduced)), snapshot
 
 
 def run_novelty_job(
@@ -205,13 +212,14 @@ def run_novelty_job(
     rows = []
     for record in records:
         evaluated = record["reduced"] is not None
-        match = index.first_match_reduced(record["reduced"]) if evaluated else None
+        match, snapshot_matches = index.matches_reduced(record["reduced"]) if evaluated else (None, [])
         reason = failed.get(record["reduced"].chemsys) if evaluated and match is None else None
         rows.append(
             {
                 "id": record["id"],
                 "novel": evaluated and match is None and reason is None,
                 "reference_match": match,
+                "snapshot_matches": snapshot_matches,
                 "novelty_unknown": reason is not None,
                 "novelty_reason": reason,
                 "reference_covers_chemsys": evaluated and record["reduced"].chemsys in covered,
@@ -221,6 +229,7 @@ def run_novelty_job(
         "id",
         "novel",
         "reference_match",
+        "snapshot_matches",
         "novelty_unknown",
         "novelty_reason",
         "reference_covers_chemsys",

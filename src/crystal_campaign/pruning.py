@@ -1,6 +1,7 @@
 """What matching computes once per structure (``Reduced``), and the rules that skip ``fit`` calls.
 
-``fit(a, b)`` (``a`` the leader in dedup, the candidate in novelty) is skipped only when one of
+``fit(a, b)`` (``a`` the candidate, ``b`` an earlier class leader in dedup or a reference structure
+in novelty: MatterGen's argument order) is skipped only when one of
 these rules proves it False under the matcher's options (``crystal_campaign.matching``):
 
 1. Bucket: different comparator hashes (reduced formulas). Proof: ``fit`` returns False on
@@ -30,7 +31,7 @@ Reduced structures are computed once per structure (the reference's once per sna
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -179,29 +180,27 @@ def bound(lengths: np.ndarray, ltol: float) -> np.ndarray:
 
 
 class LeaderBucket:
-    """The leaders of one bucket in walk order, with arrays for vectorised pruning."""
+    """The leaders of one bucket in walk order, with arrays for vectorised pruning. A bucket of
+    leaders that may match across formulas (``prunes`` False) is never pruned (rules 2-4 need an
+    ordered second structure)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prunes: bool = True) -> None:
+        self.prunes = prunes
         self.indices: list[int] = []
         self.n_sites: list[int] = []
-        self.strict: list[bool] = []
-        self.minima: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
 
     def add(self, index: int, reduced: Reduced) -> None:
         self.indices.append(index)
         self.n_sites.append(reduced.n_sites)
-        self.strict.append(reduced.strict)
-        self.minima.append(reduced.minima)
+        self.lengths.append(reduced.lengths)
 
     def candidates(self, item: Reduced, ltol: float) -> list[int]:
-        """Leaders (in walk order) that ``may_fit`` ``item``, i.e. ``fit(leader, item)`` is not ruled out."""
-        if not self.indices:
-            return []
-        if item.crosses:
+        """Leaders (in walk order) that ``item`` ``may_fit``, i.e. ``fit(item, leader)`` is not ruled out."""
+        if not (self.prunes and item.strict):
             return list(self.indices)
-        strict = np.array(self.strict)
-        lattice_ok = np.all(np.array(self.minima) < bound(item.lengths, ltol), axis=1)
-        keep = ~strict | ((np.array(self.n_sites) == item.n_sites) & lattice_ok)
+        lattice_ok = np.all(item.minima < bound(np.array(self.lengths).reshape(-1, 3), ltol), axis=1)
+        keep = (np.array(self.n_sites) == item.n_sites) & lattice_ok
         return [self.indices[i] for i in np.flatnonzero(keep)]
 
 
@@ -245,4 +244,8 @@ class ReducedPool:
 
     def first_match(self, item: Reduced, counter: PairFit) -> int | None:
         """Index of the first member that ``item`` fits, or None."""
-        return next((i for i in self.candidates(item) if counter.screened_fit(item, self.members[i])), None)
+        return next(self.matches(item, counter), None)
+
+    def matches(self, item: Reduced, counter: PairFit) -> Iterator[int]:
+        """Indices of the members that ``item`` fits, in pool order, found as they are asked for."""
+        return (i for i in self.candidates(item) if counter.screened_fit(item, self.members[i]))

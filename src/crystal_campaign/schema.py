@@ -16,6 +16,13 @@ import yaml
 
 SCHEMA_FILE = "config.schema.yaml"
 
+# Thresholds (eV/atom) of other benchmarks, by ``stability.preset``; without one, MatterGen's
+# stable <= 0.1 (S.U.N.) and this project's metastable <= 0.2.
+STABILITY_PRESETS = {
+    "lemat_genbench": {"threshold": 0.0, "metastable_threshold": 0.1},
+    "chemeleon2": {"threshold": 0.0, "metastable_threshold": 0.1},
+}
+
 
 @functools.cache
 def _base_schema() -> dict:

@@ -1,0 +1,65 @@
+"""How far a set of structures is from the reference, as distributions (LeMat-GenBench's
+distribution metrics): Jensen-Shannon distances of space-group, element and atoms-per-cell
+frequencies, against the local reference snapshot described once (``reference/descriptions``).
+
+Frequencies are over the structures of each side: space-group numbers 1-230 (0, a failed symmetry
+analysis, is left out), element presence (each structure counts each of its elements once, as
+LeMat-GenBench's ``Composition``), sites per cell. The distance is scipy's ``jensenshannon``
+with the natural logarithm, as LeMat-GenBench computes it: 0 for equal distributions,
+sqrt(ln 2) = 0.833 for disjoint ones; NaN where either side has no value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+
+DEFINITIONS = {
+    "js_space_group": "Jensen-Shannon distance (natural log; LeMat-GenBench) between the space-group "
+    "frequencies of evaluated structures and of the local reference snapshot (0 = same, 0.833 = disjoint)",
+    "js_elements": "Jensen-Shannon distance between element frequencies (each structure counts each of its "
+    "elements once: LeMat-GenBench's Composition) of evaluated structures and of the reference snapshot",
+    "js_atoms_per_cell": "Jensen-Shannon distance between the sites-per-cell frequencies of evaluated "
+    "structures and of the reference snapshot",
+}
+
+
+# What ``profile`` reads of described structures (``description.describe_structure``).
+PROFILE_COLUMNS = ["chemsys", "space_group_number", "n_sites"]
+
+
+def frequencies(values: Iterable[Hashable]) -> Counter:
+    return Counter(values)
+
+
+def js_distance(first: Counter, second: Counter) -> float:
+    """Jensen-Shannon distance (natural log) of two frequency tables; NaN if either is empty."""
+    if not first or not second:
+        return float("nan")
+    support = sorted(first.keys() | second.keys())
+    p = np.array([first[key] for key in support], dtype=float)
+    q = np.array([second[key] for key in support], dtype=float)
+    return float(jensenshannon(p / p.sum(), q / q.sum()))
+
+
+def profile(described: pd.DataFrame) -> dict[str, Counter]:
+    """The three frequency tables of described structures (``space_group_number``, ``chemsys``,
+    ``n_sites``; rows without a structure left out; a table without them, e.g. of no structure at
+    all, has empty tables)."""
+    described = described.reindex(columns=PROFILE_COLUMNS)
+    present = described[described["chemsys"].notna()]
+    return {
+        "js_space_group": frequencies(n for n in present["space_group_number"] if n > 0),
+        "js_elements": frequencies(e for chemsys in present["chemsys"] for e in chemsys.split("-")),
+        "js_atoms_per_cell": frequencies(present["n_sites"]),
+    }
+
+
+def distances(evaluated: pd.DataFrame, reference: dict[str, Counter]) -> dict[str, float]:
+    """Each Jensen-Shannon distance of the evaluated structures to the reference's ``profile``."""
+    own = profile(evaluated)
+    return {name: js_distance(own[name], reference[name]) for name in DEFINITIONS}
