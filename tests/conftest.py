@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from pymatgen.core import Lattice, Structure
+from pymatgen.core.operations import SymmOp
 
 from crystal_campaign import chunks, io
 
@@ -46,6 +47,12 @@ def evaluated_as_unique_novel(table: pd.DataFrame) -> pd.DataFrame:
         reference_covers_chemsys=True,
         class_all=table["id"],
     )
+
+
+def rotated(structure: Structure) -> Structure:
+    """The same crystal with its lattice rotated in space (a duplicate any matcher must find)."""
+    rotation = SymmOp.from_axis_angle_and_translation([1, 2, 3], 37.0).rotation_matrix
+    return Structure(Lattice(structure.lattice.matrix @ rotation.T), structure.species, structure.frac_coords)
 
 
 def alloy(species: list[str], a: float = 3.6) -> Structure:

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
-from pymatgen.core.operations import SymmOp
 
-from conftest import alloy, rock_salt, strained_alloy_pair, write_chunk
+from conftest import alloy, rock_salt, rotated, strained_alloy_pair, write_chunk
 from crystal_campaign import chunks, io
 from crystal_campaign.dedup import dedup_table, group_indices, run_dedup_merge_job, run_dedup_shard_job
 from crystal_campaign.matching import (
@@ -41,11 +40,6 @@ def anatase() -> Structure:
 
 def caesium_chloride_type_nacl() -> Structure:
     return Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-
-def rotated(structure: Structure) -> Structure:
-    rotation = SymmOp.from_axis_angle_and_translation([1, 2, 3], 37.0).rotation_matrix
-    return Structure(Lattice(structure.lattice.matrix @ rotation.T), structure.species, structure.frac_coords)
 
 
 def permuted(structure: Structure) -> Structure:

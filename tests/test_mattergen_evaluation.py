@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
-from pymatgen.core.operations import SymmOp
 
-from conftest import REPO, Campaign, alloy, mattergen_python, rock_salt, strained_alloy_pair
+from conftest import REPO, Campaign, alloy, mattergen_python, rock_salt, rotated, strained_alloy_pair
 from crystal_campaign import io
 from crystal_campaign.known_crystals import known_crystals
 
@@ -36,12 +35,6 @@ ANCHOR = {
 }
 
 
-def rotated_supercell(structure: Structure) -> Structure:
-    rotation = SymmOp.from_axis_angle_and_translation([1, 2, 3], 37.0).rotation_matrix
-    bigger = structure * (1, 2, 1)
-    return Structure(Lattice(bigger.lattice.matrix @ rotation.T), bigger.species, bigger.frac_coords)
-
-
 def imported_structures() -> dict[str, Structure]:
     """File name -> structure, in the order the import backend reads them."""
     known = {crystal.label: crystal.structure for crystal in known_crystals()}
@@ -57,7 +50,7 @@ def imported_structures() -> dict[str, Structure]:
     )
     return {
         "00_nacl": known["NaCl rock salt"],
-        "01_nacl_rotated_supercell": rotated_supercell(known["NaCl rock salt"]),
+        "01_nacl_rotated_supercell": rotated(known["NaCl rock salt"] * (1, 2, 1)),
         "02_rutile": rutile,
         "03_rutile_strained": strained_rutile,
         "04_anatase": anatase,

@@ -49,14 +49,14 @@ def description_rows(records: list[dict], symprec: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=None if rows else ["id"])
 
 
+def write_descriptions(records: list[dict], output_path: str, symprec: float) -> None:
+    io.write_table(output_path, description_rows(records, symprec), {"symprec": symprec})
+
+
 def run_describe_job(relaxed_manifest: str, output_path: str, symprec: float) -> None:
-    io.write_table(
-        output_path, description_rows(io.read_chunk_records(relaxed_manifest), symprec), {"symprec": symprec}
-    )
+    write_descriptions(io.read_chunk_records(relaxed_manifest), output_path, symprec)
 
 
 def run_describe_reference_job(reference_path: str, output_path: str, symprec: float) -> None:
     """The reference snapshot's structures described as ``run_describe_job`` describes a chunk's."""
-    io.write_table(
-        output_path, description_rows(io.read_records(reference_path), symprec), {"symprec": symprec}
-    )
+    write_descriptions(io.read_records(reference_path), output_path, symprec)

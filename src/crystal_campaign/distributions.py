@@ -12,7 +12,6 @@ sqrt(ln 2) = 0.833 for disjoint ones; NaN where either side has no value.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -32,10 +31,6 @@ DEFINITIONS = {
 PROFILE_COLUMNS = ["chemsys", "space_group_number", "n_sites"]
 
 
-def frequencies(values: Iterable[Hashable]) -> Counter:
-    return Counter(values)
-
-
 def js_distance(first: Counter, second: Counter) -> float:
     """Jensen-Shannon distance (natural log) of two frequency tables; NaN if either is empty."""
     if not first or not second:
@@ -53,9 +48,9 @@ def profile(described: pd.DataFrame) -> dict[str, Counter]:
     described = described.reindex(columns=PROFILE_COLUMNS)
     present = described[described["chemsys"].notna()]
     return {
-        "js_space_group": frequencies(n for n in present["space_group_number"] if n > 0),
-        "js_elements": frequencies(e for chemsys in present["chemsys"] for e in chemsys.split("-")),
-        "js_atoms_per_cell": frequencies(present["n_sites"]),
+        "js_space_group": Counter(n for n in present["space_group_number"] if n > 0),
+        "js_elements": Counter(e for chemsys in present["chemsys"] for e in chemsys.split("-")),
+        "js_atoms_per_cell": Counter(present["n_sites"]),
     }
 
 

@@ -179,6 +179,12 @@ def bound(lengths: np.ndarray, ltol: float) -> np.ndarray:
     return lengths * (1 + ltol) * (1 + LENGTH_SLACK)
 
 
+def strict_survivors(item: Reduced, n_sites: np.ndarray, lengths: np.ndarray, ltol: float) -> np.ndarray:
+    """Rules 2 and 3 for a strict ``item`` against second structures of its bucket (their site
+    counts and reduced lengths, one row each): a mask of those ``fit(item, second)`` may accept."""
+    return (n_sites == item.n_sites) & np.all(item.minima < bound(lengths, ltol), axis=1)
+
+
 class LeaderBucket:
     """The leaders of one bucket in walk order, with arrays for vectorised pruning. A bucket of
     leaders that may match across formulas (``prunes`` False) is never pruned (rules 2-4 need an
@@ -199,8 +205,7 @@ class LeaderBucket:
         """Leaders (in walk order) that ``item`` ``may_fit``, i.e. ``fit(item, leader)`` is not ruled out."""
         if not (self.prunes and item.strict):
             return list(self.indices)
-        lattice_ok = np.all(item.minima < bound(np.array(self.lengths).reshape(-1, 3), ltol), axis=1)
-        keep = (np.array(self.n_sites) == item.n_sites) & lattice_ok
+        keep = strict_survivors(item, np.array(self.n_sites), np.array(self.lengths).reshape(-1, 3), ltol)
         return [self.indices[i] for i in np.flatnonzero(keep)]
 
 
@@ -237,8 +242,7 @@ class ReducedPool:
         if item.key in self.buckets:
             indices, n_sites, lengths = self.buckets[item.key]
             if item.strict:
-                keep = (n_sites == item.n_sites) & np.all(item.minima < bound(lengths, self.ltol), axis=1)
-                indices = indices[keep]
+                indices = indices[strict_survivors(item, n_sites, lengths, self.ltol)]
             kept += indices.tolist()
         return sorted(kept) if self.crossing else kept
 
