@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 # CPU build on these machines (a local wheel); on GPU nodes: make TORCH="torch==2.13.0" with your CUDA index.
 TORCH ?= torch==2.13.0
 
-.PHONY: run report status test test-fast test-mattergen test-slurm lint dry-run prefetch clean
+.PHONY: run report status test test-fast test-mattergen test-sevennet test-slurm lint dry-run prefetch clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,13 +53,19 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 
 test-fast: $(BIN)/activate $(CHROMIUM)
-	$(BIN)/pytest -m "not mattergen and not slurm and not resume"
+	$(BIN)/pytest -m "not mattergen and not sevennet and not slurm and not resume"
 
 # Builds the separate CPU MatterGen environment (a no-op when it is up to date), then its tests.
 MATTERGEN_ENV ?= .venv-mattergen
 test-mattergen: $(BIN)/activate
 	PYTHON=$(PYTHON) bash envs/build-mattergen-env.sh $(MATTERGEN_ENV)
 	MATTERGEN_PYTHON=$(abspath $(MATTERGEN_ENV))/bin/python $(BIN)/pytest -m mattergen
+
+# Builds the separate SevenNet environment (a no-op when it is up to date), then its tests.
+SEVENNET_ENV ?= .venv-sevennet
+test-sevennet: $(BIN)/activate
+	PYTHON=$(PYTHON) bash envs/build-sevennet-env.sh $(SEVENNET_ENV)
+	SEVENNET_PYTHON=$(abspath $(SEVENNET_ENV))/bin/python $(BIN)/pytest -m sevennet
 
 # Installs Debian's SLURM + munge if missing (root) and starts a one-node cluster for two pytest
 # processes (kills mid-relaxation; the rest), beside the local kill/resume tests: all three

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from crystal_campaign import chunks, generators, relax, rounds
+from crystal_campaign import chunks, ensemble, generators, relax, rounds
 
 RESULTS = f"results/{config['campaign']}"
 GENERATORS = {generator["name"]: generator for generator in config["generators"]}
@@ -46,7 +46,15 @@ CHUNK_OUTPUTS = {
     "reduced": "reduced/{generator}/{chunk}.pkl",
     "novelty": "novelty/{generator}/{chunk}.parquet",
     "stability": "stability/{generator}/{chunk}.parquet",
+    "embeddings": "embeddings/{generator}/{chunk}.parquet",
 }
+# One more per stability ensemble member (ensemble.smk).
+ENSEMBLE = ensemble.members(config["stability"])
+CHUNK_OUTPUTS |= {f"ensemble_{name}": f"ensemble/{name}/{{generator}}/{{chunk}}.parquet" for name in ENSEMBLE}
+
+
+wildcard_constraints:
+    member="|".join(ENSEMBLE) or "no-member",
 
 
 def chunk_output(stage):
@@ -81,6 +89,15 @@ def campaign_files(stage):
             stage, [(name, chunk) for _, name, chunk in round_chunks(ROUNDS["n_rounds"])]
         )
     return chunk_files(stage, [(name, chunk) for name in GENERATORS for chunk in generator_chunks(name)])
+
+
+def ensemble_files(wildcards):
+    """Every ensemble member's per-chunk tables, member by member."""
+    found = []
+    for name in ENSEMBLE:
+        files = campaign_files(f"ensemble_{name}")
+        found += files(wildcards) if callable(files) else files
+    return found
 
 
 # Keys that decide how many jobs run and what they ask a cluster for (profiles/slurm), never what a

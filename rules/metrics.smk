@@ -11,6 +11,9 @@ rule metrics:
         dedup=f"{RESULTS}/dedup/classes.parquet",
         stability=campaign_files("stability"),
         reference_descriptions=rules.describe_reference.output[0],
+        ensemble=ensemble_files,
+        embeddings=campaign_files("embeddings") if EMBEDDING_ON else [],
+        reference_embeddings=rules.embed_reference.output[0] if EMBEDDING_ON else [],
     output:
         csv=f"{RESULTS}/metrics/summary.csv",
         markdown=f"{RESULTS}/metrics/summary.md",

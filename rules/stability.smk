@@ -1,4 +1,6 @@
 SELF_CONSISTENT = config["stability"]["energy_basis"] == "self_consistent"
+# The ensemble's members have their own jobs (ensemble.smk): adding one reruns no stability job.
+STABILITY_SETTINGS = {key: value for key, value in config["stability"].items() if key != "ensemble"}
 
 
 # The self-consistent hull: every reference structure relaxed with the campaign's own potential.
@@ -31,7 +33,7 @@ rule stability:
     output:
         chunk_output("stability"),
     params:
-        stability=config["stability"],
+        stability=STABILITY_SETTINGS,
     log:
         f"{RESULTS}/logs/stability/{{generator}}/{{chunk}}.log",
     benchmark:

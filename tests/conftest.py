@@ -82,6 +82,16 @@ def mattergen_python() -> str:
     return python
 
 
+def sevennet_python() -> str:
+    """The SevenNet environment's interpreter (``make test-sevennet`` builds it)."""
+    from crystal_campaign.relax import sevennet
+
+    python = sevennet.interpreter()
+    if not python.is_file():
+        pytest.fail(f"no SevenNet environment at {python}: run `make test-sevennet` (it builds one)")
+    return str(python)
+
+
 def write_chunk(
     folder: Path, generator: str, batches: dict[int, list[dict]], relaxer: dict | None = None
 ) -> str:

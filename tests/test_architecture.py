@@ -32,6 +32,7 @@ LAYERS = [
         "known_crystals",
         "tables",
         "distributions",
+        "ensemble",
     ],
     ["batch_files", "screening", "pruning", "checks"],
     ["chunks"],
@@ -49,11 +50,13 @@ LAYERS = [
         "relax.batched",
         "relax.per_structure",
         "relax.none",
+        "relax.sevennet",
+        "relax.sevennet_runner",
     ],
     ["relax.torch_sim_engine", "relax.engines"],
     ["relax.potential"],
     ["generators", "relax.chgnet", "relax.mace"],
-    ["relax", "metrics", "candidates", "plots", "dft"],
+    ["relax", "metrics", "candidates", "plots", "dft", "embeddings"],
     ["stability", "config", "status", "rounds", "jobs"],
     ["prefetch", "hulls"],
     ["cli"],
@@ -127,7 +130,9 @@ def test_relaxation_engines_come_from_the_registry(name):
 
 
 def test_an_unknown_backend_is_one_line_never_a_fallback():
-    with pytest.raises(ValueError, match=r"^unknown relax backend 'vasp'; allowed: chgnet, mace, none$"):
+    with pytest.raises(
+        ValueError, match=r"^unknown relax backend 'vasp'; allowed: chgnet, mace, none, sevennet$"
+    ):
         relax.get_relaxer({"backend": "vasp"})
     with pytest.raises(ValueError, match=r"^unknown generator backend 'gan'; allowed: random, import, "):
         generators.sample({"backend": "gan", "name": "g"}, "c", 0, "out.jsonl.gz")

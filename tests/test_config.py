@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import yaml
@@ -30,11 +31,14 @@ def test_default_config_is_valid_and_gets_defaults(monkeypatch):
 
 def test_example_gpu_campaign_is_valid_and_uses_every_real_backend(monkeypatch):
     monkeypatch.chdir(REPO)
+    monkeypatch.setenv("SEVENNET_PYTHON", sys.executable)  # stands in for the SevenNet environment
     config = validate_config(yaml.safe_load((REPO / "config" / "examples" / "gpu_campaign.yaml").read_text()))
     assert {g["backend"] for g in config["generators"]} == {"mattergen", "chemeleon"}
     assert sum(g["n_batches"] * g["batch_size"] for g in config["generators"]) == 6144
     assert config["relax"]["backend"] == "mace"
     assert [s["source"] for s in config["reference"]["sources"]] == ["mp"]
+    assert [m["backend"] for m in config["stability"]["ensemble"]] == ["chgnet", "sevennet"]
+    assert config["metrics"]["embedding"]["model"] == "chgnet"
 
 
 @pytest.mark.parametrize(
@@ -95,7 +99,7 @@ def test_example_gpu_campaign_is_valid_and_uses_every_real_backend(monkeypatch):
         ),
         (
             lambda c: c["relax"].update(backend="vasp"),
-            "relax.backend: 'vasp' is not allowed; allowed: chgnet, mace, none",
+            "relax.backend: 'vasp' is not allowed; allowed: chgnet, mace, none, sevennet",
         ),
         (
             lambda c: c["relax"].update(device="gpu"),

@@ -74,3 +74,37 @@ def test_summary_rows_carry_the_distances():
         assert summary.loc[name, list(expected)].to_dict() == pytest.approx(expected)
     without = metrics.summary_table(table, {"a": 2, "b": 3})
     assert without[list(distributions.DEFINITIONS)].isna().all().all()
+
+
+def frechet_by_eigendecomposition(first: np.ndarray, second: np.ndarray) -> float:
+    """The same distance another way: Tr (S1 S2)^1/2 = Tr (S1^1/2 S2 S1^1/2)^1/2, each square
+    root of a symmetric matrix from its eigendecomposition."""
+
+    def symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+        values, vectors = np.linalg.eigh(matrix)
+        return vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+    s1, s2 = np.cov(first, rowvar=False), np.cov(second, rowvar=False)
+    root = symmetric_sqrt(s1)
+    gap = first.mean(axis=0) - second.mean(axis=0)
+    return float(gap @ gap + np.trace(s1) + np.trace(s2) - 2 * np.trace(symmetric_sqrt(root @ s2 @ root)))
+
+
+def test_frechet_distance_follows_the_definition():
+    rng = np.random.default_rng(7)
+    first = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
+    second = rng.normal(loc=0.5, size=(150, 5)) * [1, 2, 0.5, 1, 3]
+    assert distributions.frechet_distance(first, second) == pytest.approx(
+        frechet_by_eigendecomposition(first, second), rel=1e-8
+    )
+    assert distributions.frechet_distance(first, first) == pytest.approx(0, abs=1e-8)
+    # a shift moves only the means: the distance grows by the shift's squared length
+    shift = np.array([1.0, -2.0, 0.0, 0.5, 0.0])
+    assert distributions.frechet_distance(first + shift, first) == pytest.approx(shift @ shift, rel=1e-8)
+    assert math.isnan(distributions.frechet_distance(first[:1], second))
+
+
+def test_embedding_matrix_keeps_what_has_an_embedding():
+    column = pd.Series([[1.0, 2.0], None, [3.0, 4.0]])
+    assert distributions.embedding_matrix(column).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert distributions.embedding_matrix(pd.Series([None], dtype=object)).shape == (0, 0)

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from crystal_campaign import generators, relax
+from crystal_campaign import ensemble, generators, relax
 from crystal_campaign.checks import element_problems
 from crystal_campaign.schema import STABILITY_PRESETS, base_schema
 
@@ -122,6 +122,8 @@ def campaign_schema() -> dict:
         items["allOf"].append({"if": backend_is, "then": {"$ref": f"#/$defs/{name}_generator"}})
     schema["properties"]["relax"]["properties"]["backend"]["enum"] = list(relax.BACKEND_MODULES)
     schema["properties"]["relax"]["properties"]["engine"]["enum"] = relax.ENGINE_NAMES
+    member = schema["properties"]["stability"]["properties"]["ensemble"]["items"]["properties"]
+    member["backend"]["enum"] = [name for name in relax.BACKEND_MODULES if name != "none"]
     return schema
 
 
@@ -142,6 +144,7 @@ def _semantic_problems(config: dict) -> list[str]:
         problems += _reference_source_problems(index, source)
     problems += relax.config_problems(config["relax"])
     problems += _stability_problems(config)
+    problems += _ensemble_problems(config["stability"], config["relax"])
     problems += _rounds_problems(config)
     return problems
 
@@ -198,6 +201,18 @@ def _stability_problems(config: dict) -> list[str]:
             "allowed: self_consistent, or add {source: mp, include_gnome: ...} to reference.sources"
         )
     return problems
+
+
+def _ensemble_problems(section: dict, relax_section: dict) -> list[str]:
+    problems = []
+    names = [entry.get("name", entry["backend"]) for entry in section["ensemble"]]
+    for index, (entry, name) in enumerate(zip(section["ensemble"], names, strict=True)):
+        where = f"stability.ensemble[{index}]"
+        if names.count(name) > 1:
+            problems.append(f"{where}.name: {name!r} names two members; allowed: unique names (give name:)")
+        settings = ensemble.member_relax_settings({**ensemble.MEMBER_DEFAULTS, **entry}, relax_section)
+        problems += [line.replace("relax.", f"{where}.", 1) for line in relax.config_problems(settings)]
+    return list(dict.fromkeys(problems))
 
 
 def _apply_stability_preset(config: dict) -> list[str]:

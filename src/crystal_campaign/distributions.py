@@ -1,6 +1,7 @@
 """How far a set of structures is from the reference, as distributions (LeMat-GenBench's
 distribution metrics): Jensen-Shannon distances of space-group, element and atoms-per-cell
-frequencies, against the local reference snapshot described once (``reference/descriptions``).
+frequencies, against the local reference snapshot described once (``reference/descriptions``),
+and the Frechet distance of their embeddings by a potential (``embeddings``).
 
 Frequencies are over the structures of each side: space-group numbers 1-230 (0, a failed symmetry
 analysis, is left out), element presence (each structure counts each of its elements once, as
@@ -15,6 +16,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+from scipy import linalg
 from scipy.spatial.distance import jensenshannon
 
 DEFINITIONS = {
@@ -58,3 +60,29 @@ def distances(evaluated: pd.DataFrame, reference: dict[str, Counter]) -> dict[st
     """Each Jensen-Shannon distance of the evaluated structures to the reference's ``profile``."""
     own = profile(evaluated)
     return {name: js_distance(own[name], reference[name]) for name in DEFINITIONS}
+
+
+FRECHET_DEFINITION = {
+    "frechet_distance": "Frechet distance between Gaussians fitted to the embeddings of evaluated "
+    "structures and of the reference snapshot: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), the squared "
+    "form FID and LeMat-GenBench report; embedding model: settings.embedding (NaN below 2 structures a side)",
+}
+
+
+def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Frechet distance of Gaussians fitted to two (n, d) embedding sets; NaN below 2 rows a side."""
+    if len(first) < 2 or len(second) < 2:
+        return float("nan")
+    mean_gap = first.mean(axis=0) - second.mean(axis=0)
+    cov_first = np.atleast_2d(np.cov(first, rowvar=False))
+    cov_second = np.atleast_2d(np.cov(second, rowvar=False))
+    # sqrtm of a product of covariances: tiny imaginary parts are numerical noise
+    cross = linalg.sqrtm(cov_first @ cov_second).real
+    value = mean_gap @ mean_gap + np.trace(cov_first + cov_second - 2 * cross)
+    return float(max(value, 0.0))
+
+
+def embedding_matrix(embeddings: pd.Series) -> np.ndarray:
+    """The non-missing embeddings of a column as an (n, d) array."""
+    vectors = [np.asarray(v, dtype=float) for v in embeddings.dropna()]
+    return np.vstack(vectors) if vectors else np.empty((0, 0))

@@ -11,7 +11,7 @@ from functools import cached_property
 import pandas as pd
 from pymatgen.core import Composition
 
-from crystal_campaign import chunks, distributions, generators, io, tables
+from crystal_campaign import chunks, distributions, ensemble, generators, io, tables
 
 DEFINITIONS = {
     "n_requested": "structures asked of the generator (import: structures and unreadable files found)",
@@ -160,6 +160,8 @@ def stability_counts(table: pd.DataFrame, n_requested: int, scope: str, threshol
     }
     for count in ("stable", "sun", "msun"):
         row[f"frac_{count}"] = row[f"n_{count}"] / n_requested if n_requested else float("nan")
+    if "stable_all" in evaluated:
+        row |= ensemble.ensemble_counts(evaluated, unique_novel, n_requested)
     return row | thresholds
 
 
@@ -409,11 +411,15 @@ class MetricsInputs:
     stability: list[tuple[pd.DataFrame, dict]]
     dedup: tuple[pd.DataFrame, dict]
     reference_descriptions: pd.DataFrame
+    ensemble: list[tuple[pd.DataFrame, dict]]  # per chunk and ensemble member
+    embeddings: list[tuple[pd.DataFrame, dict]]  # per chunk; none without metrics.embedding
+    reference_embeddings: tuple[pd.DataFrame, dict] | None
 
     @classmethod
     def read(cls, paths: dict[str, Sequence[str]]) -> MetricsInputs:
         """``paths``: the metrics rule's inputs (samples and relaxed manifests; descriptions,
-        validity, novelty, stability tables; dedup; the reference snapshot's descriptions)."""
+        validity, novelty, stability, ensemble and embedding tables; dedup; the reference
+        snapshot's descriptions and embeddings)."""
         return cls(
             samples=[entry["sidecar"] for p in paths["samples"] for entry in chunks.read_manifest(p)],
             relaxed=[entry["sidecar"] for p in paths["relaxed"] for entry in chunks.read_manifest(p)],
@@ -423,6 +429,11 @@ class MetricsInputs:
             stability=[io.read_table(p) for p in paths["stability"]],
             dedup=io.read_table(paths["dedup"]),
             reference_descriptions=io.read_table(paths["reference_descriptions"])[0],
+            ensemble=[io.read_table(p) for p in paths.get("ensemble", [])],
+            embeddings=[io.read_table(p) for p in paths.get("embeddings", [])],
+            reference_embeddings=io.read_table(paths["reference_embeddings"])
+            if paths.get("reference_embeddings")
+            else None,
         )
 
     @cached_property
@@ -461,7 +472,30 @@ def per_structure_table(inputs: MetricsInputs, settings: dict) -> pd.DataFrame:
     table = with_sampler_columns(table, inputs.samples)
     if inputs.stability:
         table = add_stability(table, pd.concat([t for t, _ in inputs.stability], ignore_index=True))
+    if inputs.ensemble:
+        member_tables: dict[str, list[pd.DataFrame]] = {}
+        for member_table, used in inputs.ensemble:
+            member_tables.setdefault(used["member"]["name"], []).append(member_table)
+        table = ensemble.add_ensemble(
+            table,
+            {name: pd.concat(parts, ignore_index=True) for name, parts in member_tables.items()},
+            inputs.thresholds()["stability_threshold"],
+        )
     return table
+
+
+def frechet_distances(summary: pd.DataFrame, table: pd.DataFrame, inputs: MetricsInputs) -> list[float]:
+    """Each summary row's Frechet distance of its evaluated structures' embeddings to the reference's."""
+    own = concat_tables([t for t, _ in inputs.embeddings]).set_index("id")["embedding"]
+    reference = distributions.embedding_matrix(inputs.reference_embeddings[0]["embedding"])
+    evaluated = table[table["evaluated"]]
+    distances = []
+    for name in summary["generator"]:
+        ids = evaluated["id"] if name == "all" else evaluated.loc[evaluated["generator"] == name, "id"]
+        distances.append(
+            distributions.frechet_distance(distributions.embedding_matrix(own.reindex(ids)), reference)
+        )
+    return distances
 
 
 def campaign_summary(
@@ -477,6 +511,8 @@ def campaign_summary(
         distributions.profile(inputs.reference_descriptions),
     )
     summary = summary_table(table, requested, inputs.thresholds(), reference)
+    if inputs.reference_embeddings is not None:
+        summary["frechet_distance"] = frechet_distances(summary, table, inputs)
     summary = summary_sampler_columns(summary, table)
     summary = with_failed_batch_counts(summary, inputs.failed)
     summary["model"] = summary["generator"].map(generator_models(inputs.samples)).fillna("")
@@ -514,6 +550,8 @@ def settings_used(inputs: MetricsInputs, settings: dict) -> dict:
         "stability": {k: v for k, v in stability[0][1].items() if k not in ("relaxer", "mp")}
         if stability
         else {},
+        "ensemble": {used["member"]["name"]: used["relaxer"] for _, used in inputs.ensemble},
+        "embedding": inputs.reference_embeddings[1]["embedding"] if inputs.reference_embeddings else {},
         "mp_failed_systems": {
             chemsys: why
             for _, s in novelty
@@ -553,6 +591,8 @@ def write_metrics(outputs: dict, table: pd.DataFrame, summary: pd.DataFrame, sta
                 **distributions.DEFINITIONS,
                 **ADHERENCE_DEFINITIONS,
                 **MODEL_DEFINITION,
+                **ensemble.DEFINITIONS,
+                **distributions.FRECHET_DEFINITION,
             },
             "units": UNITS,
             "settings": used,

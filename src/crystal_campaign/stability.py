@@ -26,8 +26,10 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
-from crystal_campaign import chunks, io, materials_project, relax
+from crystal_campaign import chunks, ensemble, io, materials_project, relax
 
+# Results whose energy places a structure on a hull.
+ENERGY_STATUSES = ("converged", "unconverged", "single_point")
 COLUMNS = [
     "id",
     "e_above_hull",
@@ -181,11 +183,12 @@ def stability_rows(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def relax_reference(reference_path: str, relax_settings: dict, output_path: str) -> None:
-    """Relax every reference structure with the campaign's potential (the self-consistent hull)."""
+def relax_reference(reference_path: str, relax_settings: dict, output_path: str, mode: str = "relax") -> None:
+    """Relax every reference structure with the campaign's potential (the self-consistent hull);
+    ``mode`` single_point: their energies as given (an ensemble member's hull)."""
     relaxer = relax.get_relaxer(relax_settings)
     records = io.read_records(reference_path)
-    results = relax.relax_records(relaxer, records)
+    results = relax.relax_records(relaxer, records, mode)
     io.write_records(
         output_path,
         [
@@ -201,7 +204,7 @@ def relax_reference(reference_path: str, relax_settings: dict, output_path: str)
     )
     io.write_json(
         io.sidecar_path(output_path),
-        {"relaxer": relaxer.settings(), "reference_sha256": io.file_sha256(reference_path)},
+        {"relaxer": relaxer.settings(), "mode": mode, "reference_sha256": io.file_sha256(reference_path)},
     )
 
 
@@ -209,7 +212,7 @@ def self_consistent_entries(energies_path: str) -> list[ComputedEntry]:
     with_energy = [
         r
         for r in io.read_records(energies_path)
-        if r["status"] in ("converged", "unconverged") and math.isfinite(record_energy(r))
+        if r["status"] in ENERGY_STATUSES and math.isfinite(record_energy(r))
     ]
     return [ComputedEntry(Composition(r["formula"]), record_energy(r), entry_id=r["id"]) for r in with_energy]
 
@@ -231,6 +234,30 @@ def reference_hulls(
     return mp_hulls(io.read_json(io.sidecar_path(reference_path)), systems)
 
 
+def energy_scale(
+    settings: dict,
+    relaxers: Sequence[dict],
+    reference_path: str,
+    energies_path: str | None,
+    systems: set[str],
+) -> tuple[Hulls, str | None, dict]:
+    """The hulls, the correction (None: self-consistent) and what to record for energies from
+    ``relaxers`` (the settings of the potential that computed them; none when nothing did)."""
+    hulls, used = reference_hulls(settings["energy_basis"], reference_path, energies_path, systems)
+    if settings["energy_basis"] == "self_consistent":
+        energies = io.read_sidecar(energies_path)
+        reference_sha256 = energies["relaxer"].get("checkpoint_sha256")
+        if any(relaxer.get("checkpoint_sha256") != reference_sha256 for relaxer in relaxers):
+            raise ValueError("reference energies were computed with another potential than this chunk")
+        return hulls, None, {"energy_basis": "self_consistent", "reference_energies": energies}
+    correction = resolve_correction(settings, relaxers[0]) if relaxers else settings["energy_correction"]
+    return hulls, correction, {"energy_basis": "mp", "energy_correction": correction, "mp": used}
+
+
+def chemical_systems(records: Iterable[dict]) -> set[str]:
+    return {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
+
+
 def run_stability_job(
     relaxed_manifest: str, reference_path: str, energies_path: str | None, output_path: str, settings: dict
 ) -> None:
@@ -238,20 +265,57 @@ def run_stability_job(
     batches = chunks.read_manifest(relaxed_manifest)
     records = [record for entry in batches for record in io.read_records(entry["path"])]
     # A batch whose relax job kept failing (jobs.py) has no energies and no loaded potential.
-    relaxed = [entry["sidecar"] for entry in batches if not entry["sidecar"]["failed"]]
-    relaxer = (relaxed or [batches[0]["sidecar"]])[0]["relaxer"]
-    recorded = {"stability": settings, "relaxer": relaxer}
-    systems = {r["structure"].composition.chemical_system for r in records if r["structure"] is not None}
-    hulls, used = reference_hulls(settings["energy_basis"], reference_path, energies_path, systems)
-    if settings["energy_basis"] == "self_consistent":
-        energies = io.read_sidecar(energies_path)
-        reference_sha256 = energies["relaxer"].get("checkpoint_sha256")
-        if any(sidecar["relaxer"].get("checkpoint_sha256") != reference_sha256 for sidecar in relaxed):
-            raise ValueError("reference energies were computed with another potential than this chunk")
-        correction = None
-        recorded |= {"energy_basis": "self_consistent", "reference_energies": energies}
-    else:
-        correction = resolve_correction(settings, relaxer)
-        recorded |= {"energy_basis": "mp", "energy_correction": correction, "mp": used}
+    relaxed = [entry["sidecar"]["relaxer"] for entry in batches if not entry["sidecar"]["failed"]]
+    relaxer = (relaxed or [batches[0]["sidecar"]["relaxer"]])[0]
+    hulls, correction, recorded = energy_scale(
+        settings, relaxed, reference_path, energies_path, chemical_systems(records)
+    )
     table = stability_rows(records, hulls, settings, correction)
-    io.write_table(output_path, table, recorded)
+    io.write_table(output_path, table, {"stability": settings, "relaxer": relaxer, **recorded})
+
+
+def run_ensemble_reference_job(
+    reference_path: str, output_path: str, member: dict, relax_section: dict
+) -> None:
+    """A member's energies of the reference structures, evaluated as it evaluates the campaign's."""
+    relax_reference(
+        reference_path, ensemble.member_relax_settings(member, relax_section), output_path, member["mode"]
+    )
+
+
+def run_ensemble_job(
+    relaxed_manifest: str,
+    reference_path: str,
+    energies_path: str | None,
+    output_path: str,
+    settings: dict,
+    member: dict,
+    relax_section: dict,
+) -> None:
+    """One member's E_hull of every structure of a relaxed chunk (``settings``: the stability section)."""
+    records = io.read_chunk_records(relaxed_manifest)
+    relaxer = relax.get_relaxer(ensemble.member_relax_settings(member, relax_section))
+    # only structures the campaign's potential placed on its hull: the others keep their reason
+    results = relax.relax_records(
+        relaxer,
+        [{**r, "structure": None} if energy_problem(r) else r for r in records],
+        member["mode"],
+    )
+    evaluated = [
+        {
+            "id": r["id"],
+            "structure": result.structure,
+            "status": result.status,
+            "energy": result.energy,
+            "reason": energy_problem(r) or result.reason,
+        }
+        for r, result in zip(records, results, strict=True)
+    ]
+    used = relaxer.settings()
+    ran = any(result.status in ENERGY_STATUSES for result in results)
+    hulls, correction, recorded = energy_scale(
+        settings, [used] if ran else [], reference_path, energies_path, chemical_systems(evaluated)
+    )
+    table = stability_rows(evaluated, hulls, settings, correction)
+    table["status"] = [r["status"] for r in evaluated]
+    io.write_table(output_path, table, {"stability": settings, "member": member, "relaxer": used, **recorded})

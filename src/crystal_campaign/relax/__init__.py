@@ -29,6 +29,7 @@ BACKEND_MODULES = {
     "chgnet": "crystal_campaign.relax.chgnet",
     "mace": "crystal_campaign.relax.mace",
     "none": "crystal_campaign.relax.none",
+    "sevennet": "crystal_campaign.relax.sevennet",
 }
 # How a relax job runs, never what it computes: the rules keep these out of params (so changing
 # them reruns nothing) and hand them to the job as resources (``execution_resources``).

@@ -36,7 +36,8 @@ RMSD_MATCHER = StructureMatcher(
 
 @dataclass
 class RelaxResult:
-    """Per-structure outcome; ``status`` is converged, unconverged, failed, skipped or not_relaxed."""
+    """Per-structure outcome; ``status`` is converged, unconverged, failed, skipped, not_relaxed or
+    single_point (the energy of the structure as given)."""
 
     status: str
     structure: Structure | None = None
@@ -60,6 +61,9 @@ class Relaxer(Protocol):
 
     def relax(self, structures: list[Structure]) -> list[RelaxResult]:
         """Relax ordered structures; never raises for one bad structure."""
+
+    def single_points(self, structures: list[Structure]) -> list[RelaxResult]:
+        """The energy of each ordered structure as given; never raises for one bad structure."""
 
 
 class RelaxerBackend:
@@ -148,6 +152,23 @@ def finished(
         converged=bool(converged),
         max_force=float(np.sqrt((forces**2).sum(axis=1)).max()),
         volume_ratio=float(ratio),
+    )
+
+
+def single_point(structure: Structure, energy: float, forces: np.ndarray) -> RelaxResult:
+    """The result row of one energy and force evaluation of a structure as given."""
+    failure = explosion(energy, forces, 1.0, math.inf)
+    if failure is not None:
+        return failure
+    energy = float(energy)
+    return RelaxResult(
+        "single_point",
+        structure=structure,
+        energy=energy,
+        energy_per_atom=energy / len(structure),
+        max_force=float(np.sqrt((forces**2).sum(axis=1)).max()),
+        volume_ratio=1.0,
+        rmsd=0.0,
     )
 
 
@@ -257,8 +278,9 @@ class RmsdQueue:
             self.pool.shutdown()
 
 
-def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:
-    """Results for every record of a sample batch: failed samples pass through, disordered ones skip."""
+def relax_records(relaxer: Relaxer, records: list[dict], mode: str = "relax") -> list[RelaxResult]:
+    """Results for every record of a sample batch: failed samples pass through, disordered ones
+    skip; ``mode``: relax, or single_point (energies of the structures as given)."""
     results: dict[int, RelaxResult] = {}
     to_relax = []
     for position, record in enumerate(records):
@@ -269,7 +291,8 @@ def relax_records(relaxer: Relaxer, records: list[dict]) -> list[RelaxResult]:
             results[position] = RelaxResult("skipped", structure=structure, reason="disordered")
         else:
             to_relax.append(position)
-    relaxed = relaxer.relax([records[p]["structure"] for p in to_relax])
+    evaluate = relaxer.relax if mode == "relax" else relaxer.single_points
+    relaxed = evaluate([records[p]["structure"] for p in to_relax])
     results.update(zip(to_relax, relaxed, strict=True))
     return [results[p] for p in range(len(records))]
 

@@ -14,6 +14,8 @@ class NoRelaxer:
     def relax(self, structures: list[Structure]) -> list[RelaxResult]:
         return [RelaxResult("not_relaxed", structure=s) for s in structures]
 
+    single_points = relax
+
 
 class NoRelaxBackend(RelaxerBackend):
     def relaxer(self, settings: dict) -> NoRelaxer:

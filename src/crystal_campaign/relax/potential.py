@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from crystal_campaign.io import file_sha256
 from crystal_campaign.relax.base import (
@@ -15,8 +16,12 @@ from crystal_campaign.relax.base import (
     Potentials,
     RelaxResult,
     RmsdQueue,
+    single_point,
 )
 from crystal_campaign.relax.engines import engine, engine_name
+
+# Structures per model call of single points: bounds one call's memory on a chunk of thousands.
+SINGLE_POINT_BATCH = 32
 
 
 class PotentialRelaxer:
@@ -63,3 +68,27 @@ class PotentialRelaxer:
         results = engine(self.engine).relax(structures, run)
         rmsd.fill(results)
         return results
+
+    def single_points(self, structures: list[Structure]) -> list[RelaxResult]:
+        """Batched model calls; a call that fails is retried structure by structure."""
+        results = []
+        for start in range(0, len(structures), SINGLE_POINT_BATCH):
+            part = structures[start : start + SINGLE_POINT_BATCH]
+            try:
+                results += self._single_points(part)
+            except Exception:  # one structure the model cannot take never loses its neighbours
+                results += [self._one_single_point(structure) for structure in part]
+        return results
+
+    def _single_points(self, structures: list[Structure]) -> list[RelaxResult]:
+        evaluated = self.potentials.batch.evaluate([AseAtomsAdaptor.get_atoms(s) for s in structures])
+        return [
+            single_point(s, energy, forces)
+            for s, (energy, forces, _) in zip(structures, evaluated, strict=True)
+        ]
+
+    def _one_single_point(self, structure: Structure) -> RelaxResult:
+        try:
+            return self._single_points([structure])[0]
+        except Exception as error:
+            return RelaxResult("failed", reason=f"single point error: {type(error).__name__}: {error}")
