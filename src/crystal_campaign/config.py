@@ -205,12 +205,13 @@ def _stability_problems(config: dict) -> list[str]:
 
 def _ensemble_problems(section: dict, relax_section: dict) -> list[str]:
     problems = []
-    names = [entry.get("name", entry["backend"]) for entry in section["ensemble"]]
-    for index, (entry, name) in enumerate(zip(section["ensemble"], names, strict=True)):
+    filled = [ensemble.member(entry) for entry in section["ensemble"]]
+    names = [member["name"] for member in filled]
+    for index, (member, name) in enumerate(zip(filled, names, strict=True)):
         where = f"stability.ensemble[{index}]"
         if names.count(name) > 1:
             problems.append(f"{where}.name: {name!r} names two members; allowed: unique names (give name:)")
-        settings = ensemble.member_relax_settings({**ensemble.MEMBER_DEFAULTS, **entry}, relax_section)
+        settings = ensemble.member_relax_settings(member, relax_section)
         problems += [line.replace("relax.", f"{where}.", 1) for line in relax.config_problems(settings)]
     return list(dict.fromkeys(problems))
 

@@ -80,13 +80,9 @@ def _missing(record: dict) -> str:
 
 def _one_embedding(record: dict, embed) -> dict:
     try:
-        return {
-            "id": record["id"],
-            "embedding": embed([record["structure"]])[0].tolist(),
-            "embedding_reason": None,
-        }
+        return _row(record, embed([record["structure"]])[0].tolist(), None)
     except Exception as error:
-        return {"id": record["id"], "embedding": None, "embedding_reason": f"{type(error).__name__}: {error}"}
+        return _row(record, None, f"{type(error).__name__}: {error}")
 
 
 def write_embeddings(records: list[dict], output_path: str, settings: dict) -> None:

@@ -35,13 +35,14 @@ DEFINITIONS = {
 }
 
 
+def member(entry: dict) -> dict:
+    """One ``stability.ensemble`` entry with its defaults and its name (``name``, else its backend)."""
+    return {**MEMBER_DEFAULTS, **entry, "name": entry.get("name", entry["backend"])}
+
+
 def members(section: dict) -> dict[str, dict]:
-    """Ensemble member name (``name``, else its backend) -> its settings, defaults filled."""
-    named = (
-        {**MEMBER_DEFAULTS, **entry, "name": entry.get("name", entry["backend"])}
-        for entry in section["ensemble"]
-    )
-    return {member["name"]: member for member in named}
+    """Ensemble member name -> its settings, defaults filled."""
+    return {filled["name"]: filled for filled in map(member, section["ensemble"])}
 
 
 def member_relax_settings(member: dict, relax_section: dict) -> dict:
